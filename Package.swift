@@ -1,0 +1,65 @@
+// swift-tools-version: 6.1
+// lbscope: which client went to which Pod, and why the traffic is uneven.
+import PackageDescription
+
+let package = Package(
+  name: "lbscope",
+  platforms: [.macOS(.v14)],
+  products: [
+    .executable(name: "lbscope", targets: ["lbscope"]),
+    .library(name: "LBCore", targets: ["LBCore"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+  ],
+  targets: [
+    // C adapters: only these targets see C types.
+    .systemLibrary(
+      name: "CPcap",
+      pkgConfig: "libpcap",
+      providers: [.apt(["libpcap-dev"])]
+    ),
+    .systemLibrary(
+      name: "CNetfilterConntrack",
+      pkgConfig: "libnetfilter_conntrack",
+      providers: [.apt(["libnetfilter-conntrack-dev"])]
+    ),
+
+    // Plain values: addresses, tuples, observations, services. No I/O, no Foundation.
+    .target(name: "LBCore"),
+
+    // Readers: untrusted input in, core values out.
+    .target(
+      name: "LBConntrack",
+      dependencies: ["LBCore", .product(name: "SystemPackage", package: "swift-system")]
+    ),
+    .target(
+      name: "LBLiveConntrack",
+      dependencies: ["LBCore", "LBConntrack", "CNetfilterConntrack"]
+    ),
+
+    // Analyses: core values in, core values out.
+    .target(name: "LBAnalysis", dependencies: ["LBCore"]),
+
+    // Renderers: an analysis result in, text out.
+    .target(name: "LBReport", dependencies: ["LBCore", "LBAnalysis"]),
+
+    // The thin command line.
+    .executableTarget(
+      name: "lbscope",
+      dependencies: [
+        "LBCore", "LBConntrack", "LBLiveConntrack", "LBAnalysis", "LBReport",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "SystemPackage", package: "swift-system"),
+      ]
+    ),
+
+    .testTarget(name: "LBCoreTests", dependencies: ["LBCore"]),
+    .testTarget(name: "LBConntrackTests", dependencies: ["LBCore", "LBConntrack"]),
+    .testTarget(name: "LBAnalysisTests", dependencies: ["LBCore", "LBAnalysis", "LBConntrack"]),
+    .testTarget(name: "LBReportTests", dependencies: ["LBCore", "LBAnalysis", "LBReport", "LBConntrack"]),
+    .testTarget(name: "LBScopeCLITests", dependencies: ["LBCore"]),
+  ],
+  swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,138 @@
+import LBCore
+
+/// Turns an analysis into findings, cause before symptom: when sticky clients explain an
+/// imbalance, the finding says so instead of a bare "imbalanced".
+struct Diagnosis {
+  let options: AnalysisOptions
+
+  func findings(for result: AnalysisResult) -> [Finding] {
+    var findings: [Finding] = []
+    for service in result.services {
+      findings += serviceFindings(service)
+    }
+    for source in result.translatedSources where source.originalSourceCount >= options.snatCollapseMinimum {
+      let more = source.originalSourceCountIsLowerBound ? "at least " : ""
+      let examples = source.exampleSources.map(\.description).joined(separator: ", ")
+      findings.append(
+        Finding(
+          code: "sources-collapsed-by-snat", severity: .warning, service: nil,
+          summary:
+            "\(more)\(source.originalSourceCount) source addresses reach their destinations as \(source.address) after SNAT on this node, so anything keyed on the client address (affinity, rate limits, logs) sees one client",
+          evidence: [
+            "\(source.connections) connections translated to \(source.address)",
+            "original sources include \(examples)",
+          ],
+          remediation:
+            "where client addresses matter, avoid the SNAT: for Service traffic set `externalTrafficPolicy: Local` (`kubectl -n NAMESPACE patch svc NAME -p '{\"spec\":{\"externalTrafficPolicy\":\"Local\"}}'`); for an egress/NAT gateway, balance on something other than the source address"
+        ))
+    }
+    let partial = result.inputs.filter(\.partial)
+    if !partial.isEmpty {
+      findings.append(
+        Finding(
+          code: "capture-incomplete", severity: .info, service: nil,
+          summary:
+            "\(partial.count) input(s) were cut or damaged, so the counts in this report are lower bounds",
+          evidence: partial.map {
+            "\($0.path): \($0.truncated) truncated, \($0.malformed) malformed, \($0.unsupported) unsupported records"
+          },
+          remediation: "collect the table again in full: `conntrack -L > conntrack.txt 2>&1`"))
+    }
+    return findings.sorted { lhs, rhs in
+      (lhs.severity.rank, lhs.code, lhs.service ?? "") < (rhs.severity.rank, rhs.code, rhs.service ?? "")
+    }
+  }
+
+  func serviceFindings(_ service: ServiceResult) -> [Finding] {
+    var findings: [Finding] = []
+    let label = service.label
+    let frontend = service.frontends.first.map { "\($0)" } ?? label
+    let address = service.frontends.first.map { "\($0.address)" } ?? label
+    let d = service.distribution
+    let lookup = "find the Service with `kubectl get svc -A -o wide | grep -w \(address)`"
+
+    // Failing backends come first: they are a cause of their own.
+    for backend in service.backends {
+      guard let failed = backend.failedConnections, backend.connections > 0 else { continue }
+      let share = Double(failed) / Double(backend.connections)
+      guard failed >= options.failingMinimum, share >= options.failingShare else { continue }
+      findings.append(
+        Finding(
+          code: "backend-failing", severity: share >= 0.5 ? .critical : .warning, service: label,
+          summary:
+            "backend \(backend.address) of \(frontend) failed \(failed) of \(backend.connections) connections (\(percent(share))): refused, reset or never answered",
+          evidence: [
+            "\(failed) connections to \(backend.address) without an answer or closed in the handshake ([UNREPLIED], SYN_SENT, CLOSE before ESTABLISHED)"
+          ],
+          remediation:
+            "check the Pod behind \(backend.address) (`kubectl get pods -A -o wide | grep -w \(backend.address.address)`, then `kubectl describe pod` and its logs) and give it a readiness probe that fails when it cannot serve, so kube-proxy stops sending it traffic"
+        ))
+    }
+
+    let stickyClients = service.clients.filter { $0.sticky == true }
+    let stickyConnections = stickyClients.reduce(0) { $0 + $1.connections }
+    let topSources = service.clients.prefix(3)
+    let topConnections = topSources.reduce(0) { $0 + $1.connections }
+    let maxShare = service.backends.compactMap(\.observedShare).max() ?? 0
+    let expectedShare = service.backends.isEmpty ? 0 : 1 / Double(service.backends.count)
+    let severity: Severity = expectedShare > 0 && maxShare >= 2 * expectedShare ? .critical : .warning
+
+    if d.imbalanced && service.connections > 0
+      && Double(stickyConnections) >= 0.5 * Double(service.connections)
+    {
+      let busiest = service.backends.max { $0.connections < $1.connections }
+      var evidence = [
+        "\(stickyClients.count) of \(service.clients.count) client addresses are held to one backend (p < \(options.stickyAlpha) each) and carry \(stickyConnections) of \(service.connections) connections",
+        "the \(topSources.count) busiest source addresses carry \(topConnections) connections: "
+          + topSources.map { client in
+            "\(client.address) → " + client.backends.map { "\($0.backend) ×\($0.connections)" }.joined(separator: ", ")
+          }.joined(separator: "; "),
+        d.verdict,
+      ]
+      if let busiest {
+        evidence.append("busiest backend \(busiest.address) has \(percent(busiest.observedShare ?? 0)) of connections where \(percent(expectedShare)) was expected")
+      }
+      findings.append(
+        Finding(
+          code: "affinity-concentrates-traffic", severity: severity, service: label,
+          summary:
+            "\(frontend): \(percent(Double(stickyConnections) / Double(service.connections))) of connections come from \(stickyClients.count) client addresses that each stick to one backend (observed ClientIP affinity), so a few busy addresses decide the load of a few backends",
+          evidence: evidence,
+          remediation:
+            "\(lookup); if it has `sessionAffinity: ClientIP` and its clients arrive through NAT gateways, drop it (`kubectl -n NAMESPACE patch svc NAME -p '{\"spec\":{\"sessionAffinity\":\"None\"}}'`), shorten `sessionAffinityConfig.clientIP.timeoutSeconds`, or move stickiness to a cookie at the ingress"
+        ))
+    } else if d.imbalanced {
+      findings.append(
+        Finding(
+          code: "imbalanced-distribution", severity: severity, service: label,
+          summary:
+            "\(frontend): connections are spread unevenly over \(service.backends.count) backends (max/min \(d.maxMinRatio.map(format) ?? "∞")) and no sticky clients explain it",
+          evidence: [d.verdict] + service.backends.map { "\($0.address): \($0.connections) connections" },
+          remediation:
+            "\(lookup); compare with the rules (`iptables-save -t nat | grep KUBE-SVC`, `lbscope rules`) for stale probabilities or weights, and check whether long-lived connections pin load"
+        ))
+    }
+
+    if service.connections > 0
+      && Double(service.sourceTranslatedConnections) >= 0.5 * Double(service.connections)
+    {
+      findings.append(
+        Finding(
+          code: "masquerade-hides-client-ip", severity: .warning, service: label,
+          summary:
+            "\(frontend): \(service.sourceTranslatedConnections) of \(service.connections) connections were masqueraded on this node, so backends (and any affinity) see the node's address instead of the client's",
+          evidence: ["\(service.sourceTranslatedConnections) connections with a translated source"],
+          remediation:
+            "\(lookup); set `externalTrafficPolicy: Local` on it if client addresses matter (`kubectl -n NAMESPACE patch svc NAME -p '{\"spec\":{\"externalTrafficPolicy\":\"Local\"}}'`), with endpoints on every node that receives traffic"
+        ))
+    }
+    return findings
+  }
+}
+
+func percent(_ share: Double) -> String {
+  let value = (share * 1000).rounded() / 10
+  var text = String(value)
+  if text.hasSuffix(".0") { text.removeLast(2) }
+  return text + "%"
+}

@@ -1,0 +1,179 @@
+import LBCore
+
+/// How sure lbscope must be before it calls something imbalanced or sticky. Every threshold is
+/// documented in `Sources/LBAnalysis/README.md` and settable from the command line.
+public struct AnalysisOptions: Sendable {
+  /// Significance level of the goodness-of-fit test for `imbalanced`.
+  public var alpha = 0.001
+  /// Smallest effect size (Cohen's w = √(χ²/N)) that counts as a practical imbalance.
+  /// 0.1 is Cohen's "small" effect: a 30/20 split between two backends has w = 0.2.
+  public var minEffectSize = 0.1
+  /// Fewest expected connections per backend for the chi-square test to be trusted.
+  public var minExpectedPerBackend = 5.0
+  /// Significance level of the per-client stickiness test (after Bonferroni over backends).
+  public var stickyAlpha = 0.01
+  /// Share of a client's connections its main backend must hold to call it sticky.
+  public var stickyDominance = 0.9
+  /// A translated address standing for at least this many original sources is reported.
+  public var snatCollapseMinimum = 3
+  /// A backend with at least this share of failed connections (and `failingMinimum` failures)
+  /// is failing.
+  public var failingShare = 0.2
+  public var failingMinimum = 3
+  /// Only analyse this frontend, when set.
+  public var service: Endpoint? = nil
+  /// Clients kept per service; past it, further clients are counted together as "other".
+  public var maxClientsPerService = 200_000
+  /// Original sources remembered per translated address.
+  public var maxSourcesPerTranslatedAddress = 100_000
+  /// Rows of the client table in Markdown.
+  public var topClients = 20
+
+  public init() {}
+}
+
+/// One backend of a service with what was observed going to it.
+public struct BackendResult: Sendable {
+  public var address: Endpoint
+  public var pod: String?
+  public var expectedShare: Double?
+  public var expectedShareExternal: Double?
+  public var connections: Int
+  public var observedShare: Double?
+  /// 95% Wilson interval of `observedShare`.
+  public var shareInterval: (lower: Double, upper: Double)?
+  public var failedConnections: Int?
+  public var packets: UInt64?
+  public var bytes: UInt64?
+  public var pinnedClients: Int?
+}
+
+/// One client address of a service: where its connections went.
+public struct ClientResult: Sendable {
+  public var address: IPAddress
+  public var connections: Int
+  /// Connections per backend, sorted by backend address.
+  public var backends: [(backend: Endpoint, connections: Int)]
+  /// Held to one backend beyond what chance explains; `nil` when its connections are too few
+  /// to tell.
+  public var sticky: Bool?
+  /// The chance of a concentration at least this strong without affinity (Bonferroni-corrected).
+  public var stickyPValue: Double?
+}
+
+/// How evenly a service's connections spread over its backends.
+public struct Distribution: Sendable {
+  public var metric = "connections"
+  public var total = 0
+  public var backendCount = 0
+  public var maxMinRatio: Double?
+  public var maxMeanRatio: Double?
+  public var coefficientOfVariation = 0.0
+  public var gini = 0.0
+  public var chiSquare: Double?
+  public var degreesOfFreedom: Int?
+  public var pValue: Double?
+  /// Cohen's w.
+  public var effectSize: Double?
+  public var imbalanced = false
+  /// Why the verdict is what it is, in words.
+  public var verdict = ""
+  /// Whether there were enough connections to judge at all.
+  public var judged = false
+  /// Where the expected shares came from (`equal split over observed backends`, rules, …).
+  public var expectation = "equal split over the observed backends"
+}
+
+/// A Service as one frontend (or, with rules, several) and everything observed about it.
+public struct ServiceResult: Sendable {
+  public var name: String?
+  public var frontends: [Endpoint]
+  public var proto: TransportProtocol
+  public var affinity: Affinity?
+  public var externalTrafficPolicy: String?
+  public var backends: [BackendResult]
+  public var clients: [ClientResult]
+  /// Clients not kept because of `maxClientsPerService`, with their connections.
+  public var droppedClients = 0
+  public var droppedClientConnections = 0
+  public var distribution: Distribution
+  public var connections: Int
+  public var failedConnections: Int
+  /// Connections whose source was translated on this node (masquerade).
+  public var sourceTranslatedConnections: Int
+
+  /// The name if known, else the first frontend: how findings refer to the service.
+  public var label: String { name ?? frontends.first.map { "\(proto)/\($0)" } ?? "?" }
+}
+
+/// Session affinity as the rules configure it.
+public struct Affinity: Sendable, Hashable {
+  public var mode: String
+  public var timeoutSeconds: Int?
+  public var source: String
+  public init(mode: String, timeoutSeconds: Int?, source: String) {
+    self.mode = mode
+    self.timeoutSeconds = timeoutSeconds
+    self.source = source
+  }
+}
+
+/// An address that stands for several original sources after SNAT on the observing node.
+public struct TranslatedSourceResult: Sendable {
+  public var address: IPAddress
+  public var originalSourceCount: Int
+  /// True when `maxSourcesPerTranslatedAddress` was reached: the count is a lower bound.
+  public var originalSourceCountIsLowerBound: Bool
+  public var connections: Int
+  public var estimatedHosts: Int?
+  /// A few of the original sources, sorted, for the report.
+  public var exampleSources: [IPAddress]
+}
+
+public enum Severity: String, Sendable, Comparable {
+  case critical, warning, info
+  var rank: Int {
+    switch self {
+    case .critical: 0
+    case .warning: 1
+    case .info: 2
+    }
+  }
+  public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rank < rhs.rank }
+}
+
+/// A diagnosis with the evidence behind it and what to do.
+public struct Finding: Sendable {
+  /// A stable code from the report contract (`affinity-concentrates-traffic`, …).
+  public var code: String
+  public var severity: Severity
+  public var service: String?
+  public var summary: String
+  public var evidence: [String]
+  public var remediation: String?
+
+  public init(
+    code: String, severity: Severity, service: String?, summary: String, evidence: [String],
+    remediation: String?
+  ) {
+    self.code = code
+    self.severity = severity
+    self.service = service
+    self.summary = summary
+    self.evidence = evidence
+    self.remediation = remediation
+  }
+}
+
+/// Everything an analysis found, ready to render.
+public struct AnalysisResult: Sendable {
+  public var inputs: [InputSummary]
+  public var services: [ServiceResult]
+  public var translatedSources: [TranslatedSourceResult]
+  public var findings: [Finding]
+  /// Connections seen in all, and how many were not destination-translated (no Service).
+  public var connections: Int
+  public var connectionsWithoutDNAT: Int
+  /// Services left out by `--service`.
+  public var servicesFilteredOut: Int
+}

@@ -1,0 +1,103 @@
+import LBCore
+import SystemPackage
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Reads a file descriptor in fixed-size chunks and hands out one line at a time, without
+/// loading the whole input. A line is lent to the callback as bytes without its terminator
+/// (`\n`, or `\r\n`) and is valid only during the call.
+///
+/// Lines longer than `maxLineLength` are not delivered whole: the callback receives the first
+/// `maxLineLength` bytes with `overlong == true`, and the rest of that line is skipped.
+public struct LineReader {
+  public static let defaultChunkSize = 1 << 20
+  /// The default cap on one line. Conntrack lines are a few hundred bytes; a line of this
+  /// length is not a conntrack line.
+  public static let defaultMaxLineLength = 64 * 1024
+
+  let descriptor: FileDescriptor
+  let chunkSize: Int
+  let maxLineLength: Int
+
+  public init(
+    descriptor: FileDescriptor, chunkSize: Int = defaultChunkSize,
+    maxLineLength: Int = defaultMaxLineLength
+  ) {
+    self.descriptor = descriptor
+    self.chunkSize = max(chunkSize, 4096)
+    self.maxLineLength = max(maxLineLength, 16)
+  }
+
+  /// Calls `body` for each line with its 1-based number. Returns the number of bytes read.
+  /// The last line needs no terminator. Throws the descriptor's read errors.
+  @discardableResult
+  public func forEachLine(
+    _ body: (_ line: UnsafeRawBufferPointer, _ number: Int, _ overlong: Bool) throws -> Void
+  ) throws -> Int {
+    // `carry` holds a line that started in an earlier chunk.
+    var carry: [UInt8] = []
+    carry.reserveCapacity(1024)
+    var skippingOverlong = false
+    var lineNumber = 0
+    var totalBytes = 0
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
+    defer { buffer.deallocate() }
+
+    func deliver(_ line: UnsafeRawBufferPointer, overlong: Bool) throws {
+      var line = line
+      if let last = line.last, last == 0x0D {  // "\r"
+        line = UnsafeRawBufferPointer(rebasing: line.dropLast())
+      }
+      try body(line, lineNumber, overlong)
+    }
+
+    while true {
+      let count = try descriptor.read(into: buffer)
+      if count == 0 { break }
+      totalBytes += count
+      guard let base = buffer.baseAddress else { break }
+      var start = 0
+      while start < count {
+        let remaining = count - start
+        let found = memchr(base + start, 0x0A, remaining)
+        let end = found.map { base.distance(to: $0) } ?? count
+        let piece = UnsafeRawBufferPointer(start: base + start, count: end - start)
+        let complete = found != nil
+        if skippingOverlong {
+          if complete { skippingOverlong = false }
+        } else if carry.isEmpty && complete {
+          lineNumber += 1
+          if piece.count > maxLineLength {
+            try deliver(UnsafeRawBufferPointer(rebasing: piece[..<maxLineLength]), overlong: true)
+          } else {
+            try deliver(piece, overlong: false)
+          }
+        } else {
+          let room = maxLineLength - carry.count
+          if piece.count > room {
+            carry.append(contentsOf: piece[..<(piece.startIndex + room)])
+            lineNumber += 1
+            try carry.withUnsafeBytes { try deliver($0, overlong: true) }
+            carry.removeAll(keepingCapacity: true)
+            skippingOverlong = !complete
+          } else {
+            carry.append(contentsOf: piece)
+            if complete {
+              lineNumber += 1
+              try carry.withUnsafeBytes { try deliver($0, overlong: false) }
+              carry.removeAll(keepingCapacity: true)
+            }
+          }
+        }
+        start = end + 1
+      }
+    }
+    if !carry.isEmpty {
+      lineNumber += 1
+      try carry.withUnsafeBytes { try deliver($0, overlong: false) }
+    }
+    return totalBytes
+  }
+}

@@ -1,0 +1,105 @@
+/// A transport protocol by its IANA number. Unknown numbers stay representable.
+public struct TransportProtocol: RawRepresentable, Hashable, Comparable, Sendable,
+  CustomStringConvertible
+{
+  public var rawValue: UInt8
+  @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+  public static let icmp = TransportProtocol(rawValue: 1)
+  public static let tcp = TransportProtocol(rawValue: 6)
+  public static let udp = TransportProtocol(rawValue: 17)
+  public static let dccp = TransportProtocol(rawValue: 33)
+  public static let gre = TransportProtocol(rawValue: 47)
+  public static let icmpv6 = TransportProtocol(rawValue: 58)
+  public static let sctp = TransportProtocol(rawValue: 132)
+  public static let udplite = TransportProtocol(rawValue: 136)
+
+  /// Lowercase name as conntrack and the report contract spell it (`tcp`, `udp`, `sctp`, …),
+  /// or the number for protocols without one.
+  public var description: String {
+    switch self {
+    case .icmp: "icmp"
+    case .tcp: "tcp"
+    case .udp: "udp"
+    case .dccp: "dccp"
+    case .gre: "gre"
+    case .icmpv6: "icmpv6"
+    case .sctp: "sctp"
+    case .udplite: "udplite"
+    default: String(rawValue)
+    }
+  }
+
+  /// Whether the protocol has ports, so that `IP:port` names a service.
+  public var hasPorts: Bool {
+    self == .tcp || self == .udp || self == .sctp || self == .dccp || self == .udplite
+  }
+
+  public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// An address and a port. For protocols without ports the port is 0.
+public struct Endpoint: Hashable, Comparable, Sendable, CustomStringConvertible {
+  public var address: IPAddress
+  public var port: UInt16
+
+  @inlinable public init(_ address: IPAddress, _ port: UInt16) {
+    self.address = address
+    self.port = port
+  }
+
+  /// `IP:port` for IPv4 and `[IP]:port` for IPv6, as the report contract spells endpoints.
+  public var description: String {
+    switch address {
+    case .v4(let a): "\(a.description):\(port)"
+    case .v6(let a): "[\(a.description)]:\(port)"
+    }
+  }
+
+  /// Parses `IP:port` or `[IPv6]:port`.
+  public init?(_ text: String) {
+    if text.hasPrefix("[") {
+      guard let close = text.firstIndex(of: "]") else { return nil }
+      let inner = String(text[text.index(after: text.startIndex)..<close])
+      let rest = text[text.index(after: close)...]
+      guard rest.hasPrefix(":"), let port = UInt16(rest.dropFirst()),
+        let v6 = IPv6Address(inner)
+      else { return nil }
+      self.init(.v6(v6), port)
+      return
+    }
+    guard let colon = text.lastIndex(of: ":"),
+      let v4 = IPv4Address(String(text[..<colon])),
+      let port = UInt16(text[text.index(after: colon)...])
+    else { return nil }
+    self.init(.v4(v4), port)
+  }
+
+  public static func < (lhs: Self, rhs: Self) -> Bool {
+    (lhs.address, lhs.port) < (rhs.address, rhs.port)
+  }
+}
+
+/// The 5-tuple of one direction of a connection: protocol, source and destination.
+///
+/// For ICMP and ICMPv6, conntrack's `id` is kept as the source port and `type << 8 | code` as
+/// the destination port, so echo requests and replies still key one flow.
+public struct FiveTuple: Hashable, Sendable, CustomStringConvertible {
+  public var proto: TransportProtocol
+  public var source: Endpoint
+  public var destination: Endpoint
+
+  @inlinable
+  public init(proto: TransportProtocol, source: Endpoint, destination: Endpoint) {
+    self.proto = proto
+    self.source = source
+    self.destination = destination
+  }
+
+  /// The same connection seen from the other side.
+  @inlinable public var reversed: FiveTuple {
+    FiveTuple(proto: proto, source: destination, destination: source)
+  }
+
+  public var description: String { "\(proto) \(source) → \(destination)" }
+}

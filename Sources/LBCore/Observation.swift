@@ -1,0 +1,165 @@
+/// Where an observation came from, so a report can point at `file:line`.
+public struct SourceLocation: Hashable, Sendable {
+  /// Index of the input in the order the inputs were given.
+  public var input: Int
+  /// 1-based line number for text inputs, packet number for captures; 0 when not applicable.
+  public var line: Int
+
+  public init(input: Int, line: Int) {
+    self.input = input
+    self.line = line
+  }
+}
+
+/// The protocol state of a connection as the tracker named it (`ESTABLISHED`, `TIME_WAIT`, …).
+///
+/// TCP, SCTP and DCCP states share one type: the names do not collide where it matters and the
+/// analysis only asks whether the connection was ever answered.
+public enum ConnectionState: UInt8, Hashable, Sendable, CaseIterable {
+  case none, synSent, synReceived, established, finWait, closeWait, lastAck, timeWait, close
+  case listen, synSent2
+  // SCTP
+  case closed, cookieWait, cookieEchoed, shutdownSent, shutdownReceived, shutdownAckSent
+  case heartbeatSent, heartbeatAcked
+  // DCCP
+  case request, respond, partOpen, open, closeReq, closing, timeWaitDCCP, invalid, ignore
+
+  /// The name as conntrack prints it.
+  public var name: String {
+    switch self {
+    case .none: "NONE"
+    case .synSent: "SYN_SENT"
+    case .synReceived: "SYN_RECV"
+    case .established: "ESTABLISHED"
+    case .finWait: "FIN_WAIT"
+    case .closeWait: "CLOSE_WAIT"
+    case .lastAck: "LAST_ACK"
+    case .timeWait: "TIME_WAIT"
+    case .close: "CLOSE"
+    case .listen: "LISTEN"
+    case .synSent2: "SYN_SENT2"
+    case .closed: "CLOSED"
+    case .cookieWait: "COOKIE_WAIT"
+    case .cookieEchoed: "COOKIE_ECHOED"
+    case .shutdownSent: "SHUTDOWN_SENT"
+    case .shutdownReceived: "SHUTDOWN_RECD"
+    case .shutdownAckSent: "SHUTDOWN_ACK_SENT"
+    case .heartbeatSent: "HEARTBEAT_SENT"
+    case .heartbeatAcked: "HEARTBEAT_ACKED"
+    case .request: "REQUEST"
+    case .respond: "RESPOND"
+    case .partOpen: "PARTOPEN"
+    case .open: "OPEN"
+    case .closeReq: "CLOSEREQ"
+    case .closing: "CLOSING"
+    case .timeWaitDCCP: "TIMEWAIT"
+    case .invalid: "INVALID"
+    case .ignore: "IGNORE"
+    }
+  }
+
+  /// States a TCP connection reaches only after the responder answered the handshake.
+  public var impliesEstablished: Bool {
+    switch self {
+    case .established, .finWait, .closeWait, .lastAck, .timeWait: true
+    case .heartbeatSent, .heartbeatAcked, .shutdownSent, .shutdownReceived, .shutdownAckSent: true
+    case .open, .partOpen, .closeReq, .closing, .timeWaitDCCP: true
+    default: false
+    }
+  }
+}
+
+/// Packet and byte counters of one direction. Either may be unknown.
+public struct Counters: Hashable, Sendable {
+  public var packets: UInt64?
+  public var bytes: UInt64?
+  public init(packets: UInt64? = nil, bytes: UInt64? = nil) {
+    self.packets = packets
+    self.bytes = bytes
+  }
+}
+
+/// One connection as some input saw it: its original tuple (as the client sent it) and its
+/// translated tuple (the same direction after NAT: what the backend receives).
+///
+/// Every input kind (conntrack dumps and events, the live table, packet traces) produces these,
+/// so analyses never care where a fact came from.
+public struct ConnectionObservation: Hashable, Sendable {
+  /// The first packet's tuple, before any NAT.
+  public var original: FiveTuple
+  /// The same direction after NAT; equal to `original` when nothing was translated.
+  public var translated: FiveTuple
+  /// Protocol state when last seen, if the input names one.
+  public var state: ConnectionState?
+  /// Whether the responder ever answered (`nil` when the input cannot tell).
+  public var replied: Bool?
+  /// Whether the tracker marked the connection assured (traffic seen both ways, settled).
+  public var assured: Bool
+  /// Conntrack mark and zone, when present.
+  public var mark: UInt32?
+  public var zone: UInt16?
+  public var originalCounters: Counters
+  public var replyCounters: Counters
+  public var location: SourceLocation
+
+  public init(
+    original: FiveTuple, translated: FiveTuple, state: ConnectionState? = nil,
+    replied: Bool? = nil, assured: Bool = false, mark: UInt32? = nil, zone: UInt16? = nil,
+    originalCounters: Counters = Counters(), replyCounters: Counters = Counters(),
+    location: SourceLocation = SourceLocation(input: 0, line: 0)
+  ) {
+    self.original = original
+    self.translated = translated
+    self.state = state
+    self.replied = replied
+    self.assured = assured
+    self.mark = mark
+    self.zone = zone
+    self.originalCounters = originalCounters
+    self.replyCounters = replyCounters
+    self.location = location
+  }
+
+  /// Builds an observation from conntrack's two tuples: the reply tuple is what the responder
+  /// sends, so the translated forward direction is its reverse.
+  public init(
+    conntrackOriginal original: FiveTuple, reply: FiveTuple, state: ConnectionState?,
+    replied: Bool?, assured: Bool, location: SourceLocation
+  ) {
+    self.init(
+      original: original, translated: reply.reversed, state: state, replied: replied,
+      assured: assured, location: location)
+  }
+
+  /// The client as it arrived at this node.
+  @inlinable public var client: Endpoint { original.source }
+  /// The address the client asked for: a Service frontend when the connection was DNATed.
+  @inlinable public var frontend: Endpoint { original.destination }
+  /// Where the connection really went.
+  @inlinable public var backend: Endpoint { translated.destination }
+
+  /// The destination was rewritten (kube-proxy's DNAT to an endpoint).
+  @inlinable public var isDestinationTranslated: Bool {
+    original.destination != translated.destination
+  }
+  /// The source was rewritten (masquerade or SNAT); `translated.source` is what the backend saw.
+  @inlinable public var isSourceTranslated: Bool {
+    original.source.address != translated.source.address
+  }
+
+  /// The connection failed: never answered, or (TCP) closed before the handshake completed.
+  ///
+  /// A snapshot can catch a handshake in flight; such entries count as failed, because the
+  /// tracker cannot tell them apart from a SYN that will never be answered.
+  public var failed: Bool {
+    if replied == false { return true }
+    if original.proto == .tcp, let state {
+      switch state {
+      case .synSent, .synSent2: return true
+      case .close, .synReceived: return !assured
+      default: return false
+      }
+    }
+    return false
+  }
+}

@@ -1,0 +1,149 @@
+import LBAnalysis
+import LBCore
+
+/// The JSON report of `../shared/REPORT-CONTRACT.md` (schema version 1), with lbscope's own
+/// additions. Renders an analysis; decides nothing.
+public enum JSONReport {
+  public static let schemaVersion = 1
+
+  public static func render(_ result: AnalysisResult, tool: ToolInfo) -> String {
+    document(result, tool: tool).rendered()
+  }
+
+  public static func document(_ result: AnalysisResult, tool: ToolInfo) -> JSON {
+    .object([
+      "schemaVersion": .int(Int64(schemaVersion)),
+      "tool": .object(["name": .string(tool.name), "version": .string(tool.version)]),
+      "inputs": .array(result.inputs.map(input)),
+      "services": .array(result.services.map(service)),
+      "translatedSources": .array(result.translatedSources.map(translatedSource)),
+      "findings": .array(result.findings.map(finding)),
+      "totals": .object([
+        "connections": .number(result.connections),
+        "connectionsWithoutDNAT": .number(result.connectionsWithoutDNAT),
+        "servicesFilteredOut": .number(result.servicesFilteredOut),
+      ]),
+    ])
+  }
+
+  static func input(_ s: InputSummary) -> JSON {
+    .object([
+      "path": .string(s.path),
+      "kind": .string(s.kind.rawValue),
+      "records": .number(s.records),
+      "issues": .object([
+        "truncated": .number(s.truncated), "malformed": .number(s.malformed),
+        "unsupported": .number(s.unsupported),
+      ]),
+      "partial": .bool(s.partial),
+      "notes": .array(s.notes.map(JSON.string)),
+      "issueExamples": .array(
+        s.examples.map {
+          .object(["kind": .string($0.kind.rawValue), "line": .number($0.line), "message": .string($0.message)])
+        }),
+    ])
+  }
+
+  static func service(_ s: ServiceResult) -> JSON {
+    .object([
+      "name": .optional(s.name),
+      "frontends": .array(s.frontends.map { .string($0.description) }),
+      "protocol": .string(s.proto.description),
+      "affinity": s.affinity.map {
+        .object([
+          "mode": .string($0.mode), "timeoutSeconds": .optional($0.timeoutSeconds),
+          "source": .string($0.source),
+        ])
+      } ?? .null,
+      "externalTrafficPolicy": .optional(s.externalTrafficPolicy),
+      "connections": .number(s.connections),
+      "failedConnections": .number(s.failedConnections),
+      "sourceTranslatedConnections": .number(s.sourceTranslatedConnections),
+      "backends": .array(s.backends.map(backend)),
+      "clients": .array(s.clients.map(client)),
+      "clientsDropped": .object([
+        "clients": .number(s.droppedClients), "connections": .number(s.droppedClientConnections),
+      ]),
+      "distribution": distribution(s.distribution),
+    ])
+  }
+
+  static func backend(_ b: BackendResult) -> JSON {
+    .object([
+      "address": .string(b.address.description),
+      "pod": .optional(b.pod),
+      "expectedShare": .optional(b.expectedShare),
+      "expectedShareExternal": .optional(b.expectedShareExternal),
+      "connections": .number(b.connections),
+      "observedShare": .optional(b.observedShare),
+      "observedShareInterval95": b.shareInterval.map { .array([.double($0.lower), .double($0.upper)]) } ?? .null,
+      "failedConnections": .optional(b.failedConnections),
+      "packets": .optional(b.packets),
+      "bytes": .optional(b.bytes),
+      "pinnedClients": .optional(b.pinnedClients),
+    ])
+  }
+
+  static func client(_ c: ClientResult) -> JSON {
+    var backends: [String: JSON] = [:]
+    for entry in c.backends { backends[entry.backend.description] = .number(entry.connections) }
+    return .object([
+      "address": .string(c.address.description),
+      "connections": .number(c.connections),
+      "backends": .object(backends),
+      "sticky": .optional(c.sticky),
+      "stickyPValue": .optional(c.stickyPValue),
+    ])
+  }
+
+  static func distribution(_ d: Distribution) -> JSON {
+    .object([
+      "metric": .string(d.metric),
+      "total": .number(d.total),
+      "maxMinRatio": .optional(d.maxMinRatio),
+      "maxMeanRatio": .optional(d.maxMeanRatio),
+      "coefficientOfVariation": .double(d.coefficientOfVariation),
+      "gini": .double(d.gini),
+      "chiSquare": .optional(d.chiSquare),
+      "degreesOfFreedom": .optional(d.degreesOfFreedom),
+      "pValue": .optional(d.pValue),
+      "effectSize": .optional(d.effectSize),
+      "imbalanced": .bool(d.imbalanced),
+      "judged": .bool(d.judged),
+      "verdict": .string(d.verdict),
+      "expectation": .string(d.expectation),
+    ])
+  }
+
+  static func translatedSource(_ t: TranslatedSourceResult) -> JSON {
+    .object([
+      "address": .string(t.address.description),
+      "originalSourceCount": .number(t.originalSourceCount),
+      "originalSourceCountIsLowerBound": .bool(t.originalSourceCountIsLowerBound),
+      "connections": .number(t.connections),
+      "estimatedHosts": .optional(t.estimatedHosts),
+      "exampleSources": .array(t.exampleSources.map { .string($0.description) }),
+    ])
+  }
+
+  static func finding(_ f: Finding) -> JSON {
+    .object([
+      "code": .string(f.code),
+      "severity": .string(f.severity.rawValue),
+      "service": .optional(f.service),
+      "summary": .string(f.summary),
+      "evidence": .array(f.evidence.map(JSON.string)),
+      "remediation": .optional(f.remediation),
+    ])
+  }
+}
+
+/// The tool's name and version as reports print them.
+public struct ToolInfo: Sendable {
+  public var name: String
+  public var version: String
+  public init(name: String = "lbscope", version: String) {
+    self.name = name
+    self.version = version
+  }
+}

@@ -1,0 +1,199 @@
+import LBAnalysis
+import LBCore
+
+/// The Markdown report for an incident page: a short summary, findings with their fixes, then
+/// per service a backend table with shares and bars, the busiest clients, translated sources,
+/// and an appendix of inputs. Renders an analysis; decides nothing.
+public struct MarkdownReport {
+  public var topClients = 20
+  public var barWidth = 20
+
+  public init(topClients: Int = 20) { self.topClients = topClients }
+
+  public func render(_ result: AnalysisResult, tool: ToolInfo) -> String {
+    var out = "# lbscope report\n\n"
+    out += summary(result)
+    out += "\n"
+    out += findings(result)
+    out += servicesSection(result)
+    out += translatedSection(result)
+    out += inputsSection(result, tool: tool)
+    return out
+  }
+
+  func summary(_ r: AnalysisResult) -> String {
+    let counts = Dictionary(grouping: r.findings, by: \.severity).mapValues(\.count)
+    var out = ""
+    if let top = r.findings.first, top.severity != .info {
+      out += "**What is wrong:** \(inline(top.summary)).  \n"
+      if let evidence = top.evidence.first { out += "**Why:** \(inline(evidence)).  \n" }
+      if let fix = top.remediation { out += "**What to do:** \(inline(fix)).\n" }
+    } else {
+      let imbalanced = r.services.filter { $0.distribution.imbalanced }.count
+      out += "**No problem found:** \(r.services.count) service(s), \(imbalanced) imbalanced, no warning or critical finding.\n"
+    }
+    out += "\n\(r.connections) connections read, \(r.connections - r.connectionsWithoutDNAT) of them to \(r.services.count) service frontend(s); "
+    out += "findings: \(counts[.critical] ?? 0) critical, \(counts[.warning] ?? 0) warning, \(counts[.info] ?? 0) info.\n"
+    return out
+  }
+
+  func findings(_ r: AnalysisResult) -> String {
+    guard !r.findings.isEmpty else { return "" }
+    var out = "## Findings\n\n"
+    for (i, f) in r.findings.enumerated() {
+      let scope = f.service.map { " — \(inline($0))" } ?? ""
+      out += "\(i + 1). **\(f.severity.rawValue)** `\(f.code)`\(scope): \(inline(f.summary)).\n"
+      for e in f.evidence { out += "   - \(inline(e))\n" }
+      if let fix = f.remediation { out += "   - **Fix:** \(inline(fix))\n" }
+    }
+    return out + "\n"
+  }
+
+  func servicesSection(_ r: AnalysisResult) -> String {
+    guard !r.services.isEmpty else {
+      var out = "## Services\n\nNo destination-translated (Service) connections were found"
+      if r.servicesFilteredOut > 0 { out += "; \(r.servicesFilteredOut) frontend(s) were left out by --service" }
+      return out + ".\n\n"
+    }
+    var out = "## Services\n\n"
+    for s in r.services {
+      out += "### \(inline(s.label))\n\n"
+      let frontends = s.frontends.map { "`\($0)`" }.joined(separator: ", ")
+      let d = s.distribution
+      out += "\(s.proto) \(frontends): \(s.connections) connections to \(s.backends.count) backend(s), \(s.failedConnections) failed. "
+      out += d.imbalanced ? "**Imbalanced.** " : (d.judged ? "Balanced. " : "Not judged. ")
+      out += inline(d.verdict).capitalizedFirst + ".\n\n"
+
+      out += "| Backend | Connections | Share | 95% interval | | Failed | Packets | Bytes |\n"
+      out += "|---|---:|---:|---:|---|---:|---:|---:|\n"
+      for b in s.backends {
+        let share = b.observedShare ?? 0
+        let interval = b.shareInterval.map { "\(pct($0.lower))–\(pct($0.upper))" } ?? "–"
+        out += "| `\(b.address)` | \(b.connections) | \(pct(share)) | \(interval) | \(bar(share)) | "
+        out += "\(b.failedConnections.map(String.init) ?? "–") | \(b.packets.map(String.init) ?? "–") | \(b.bytes.map(String.init) ?? "–") |\n"
+      }
+      out += "\n"
+      out += "Distribution over \(d.backendCount) backends (expected: \(inline(d.expectation))): "
+      var stats: [String] = []
+      stats.append("max/min \(d.maxMinRatio.map(num) ?? "∞")")
+      if let r = d.maxMeanRatio { stats.append("max/mean \(num(r))") }
+      stats.append("CV \(num(d.coefficientOfVariation))")
+      stats.append("Gini \(num(d.gini))")
+      if let chi = d.chiSquare, let df = d.degreesOfFreedom { stats.append("χ² \(num(chi)) (df \(df))") }
+      if let p = d.pValue { stats.append("p \(pvalue(p))") }
+      if let w = d.effectSize { stats.append("w \(num(w))") }
+      out += stats.joined(separator: ", ") + ".\n\n"
+
+      if !s.clients.isEmpty {
+        let shown = s.clients.prefix(topClients)
+        out += "Clients (\(s.clients.count) address(es), busiest first):\n\n"
+        out += "| Client | Connections | Backends | Sticky |\n|---|---:|---|---|\n"
+        for c in shown {
+          let backends = c.backends.map { "`\($0.backend)` ×\($0.connections)" }.joined(separator: ", ")
+          let sticky: String
+          switch c.sticky {
+          case true?: sticky = "yes (p \(pvalue(c.stickyPValue ?? 0)))"
+          case false?: sticky = "no"
+          case nil: sticky = "too few to tell"
+          }
+          out += "| `\(c.address)` | \(c.connections) | \(backends) | \(sticky) |\n"
+        }
+        if s.clients.count > shown.count {
+          let rest = s.clients.dropFirst(shown.count)
+          let restConnections = rest.reduce(0) { $0 + $1.connections }
+          out += "| … \(rest.count) more | \(restConnections) | | |\n"
+        }
+        if s.droppedClients > 0 {
+          out += "\n\(s.droppedClients) further client(s) with \(s.droppedClientConnections) connection(s) were counted but not kept (client limit per service reached).\n"
+        }
+        out += "\n"
+      }
+    }
+    return out
+  }
+
+  func translatedSection(_ r: AnalysisResult) -> String {
+    guard !r.translatedSources.isEmpty else { return "" }
+    var out = "## Translated sources\n\nAddresses that stand for other sources after SNAT on this node.\n\n"
+    out += "| Address | Original sources | Connections | Estimated hosts | Examples |\n|---|---:|---:|---:|---|\n"
+    for t in r.translatedSources {
+      let count = (t.originalSourceCountIsLowerBound ? "≥" : "") + String(t.originalSourceCount)
+      let examples = t.exampleSources.map { "`\($0)`" }.joined(separator: ", ")
+      out += "| `\(t.address)` | \(count) | \(t.connections) | \(t.estimatedHosts.map(String.init) ?? "–") | \(examples) |\n"
+    }
+    return out + "\n"
+  }
+
+  func inputsSection(_ r: AnalysisResult, tool: ToolInfo) -> String {
+    var out = "## Appendix: inputs\n\n"
+    out += "| Input | Kind | Records | Truncated | Malformed | Unsupported | Partial |\n|---|---|---:|---:|---:|---:|---|\n"
+    for i in r.inputs {
+      out += "| `\(cell(i.path))` | \(i.kind.rawValue) | \(i.records) | \(i.truncated) | \(i.malformed) | \(i.unsupported) | \(i.partial ? "yes" : "no") |\n"
+    }
+    for i in r.inputs where !i.examples.isEmpty || !i.notes.isEmpty {
+      out += "\n`\(cell(i.path))`:\n"
+      for note in i.notes { out += "- \(inline(note))\n" }
+      for e in i.examples { out += "- line \(e.line): \(e.kind.rawValue): \(inline(e.message))\n" }
+    }
+    out += "\n_Made by \(tool.name) \(tool.version)._\n"
+    return out
+  }
+
+  // MARK: - Text helpers
+
+  /// A bar of `barWidth` cells for a share in [0, 1], in eighths.
+  func bar(_ share: Double) -> String {
+    let eighths = Int((max(0, min(1, share)) * Double(barWidth * 8)).rounded())
+    let partials = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"]
+    let full = String(repeating: "█", count: eighths / 8)
+    return full + partials[eighths % 8]
+  }
+
+  func pct(_ share: Double) -> String {
+    let value = (share * 1000).rounded() / 10
+    return String(format1(value)) + "%"
+  }
+
+  func num(_ value: Double) -> String {
+    let rounded = (value * 100).rounded() / 100
+    var text = String(rounded)
+    if text.hasSuffix(".0") { text.removeLast(2) }
+    return text
+  }
+
+  func pvalue(_ p: Double) -> String {
+    if p < 0.0001 { return "< 0.0001" }
+    return "= " + String((p * 10_000).rounded() / 10_000)
+  }
+
+  func format1(_ value: Double) -> String {
+    var text = String(value)
+    if text.hasSuffix(".0") { text.removeLast(2) }
+    return text
+  }
+
+  /// Text safe inside a table cell or list item: pipes escaped, newlines flattened.
+  func inline(_ text: String) -> String {
+    var out = ""
+    for ch in text {
+      switch ch {
+      case "|": out += "\\|"
+      case "\n", "\r": out += " "
+      default: out.append(ch)
+      }
+    }
+    return out
+  }
+
+  func cell(_ text: String) -> String { inline(text).replacingBackticks }
+}
+
+extension String {
+  var capitalizedFirst: String {
+    guard let first else { return self }
+    return first.uppercased() + dropFirst()
+  }
+  var replacingBackticks: String {
+    String(map { $0 == "`" ? "'" : $0 })
+  }
+}

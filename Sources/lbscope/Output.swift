@@ -1,0 +1,136 @@
+import ArgumentParser
+import LBAnalysis
+import LBCore
+import LBReport
+import SystemPackage
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A failure with its documented exit code, printed as one line.
+struct Failure: Error, CustomStringConvertible {
+  var message: String
+  var code: Int32
+
+  init(_ error: any LocatedError) {
+    message = error.description
+    code = Failure.exitCode(for: error.category)
+  }
+
+  init(message: String, code: Int32) {
+    self.message = message
+    self.code = code
+  }
+
+  var description: String { message }
+
+  static let findings: Int32 = 1
+  static let usage: Int32 = 64
+  static let damagedInput: Int32 = 65
+  static let unreadableInput: Int32 = 66
+  static let cannotWrite: Int32 = 73
+  static let missingPrivilege: Int32 = 77
+  static let interrupted: Int32 = 130
+
+  static func exitCode(for category: FailureCategory) -> Int32 {
+    switch category {
+    case .unreadableInput, .unrecognizedInput: unreadableInput
+    case .missingPrivilege: missingPrivilege
+    case .unwritableOutput: cannotWrite
+    case .usage: usage
+    }
+  }
+}
+
+extension Failure {
+  /// Prints `lbscope: message` on standard error and exits with the code.
+  func exit() -> Never {
+    FileDescriptor.standardError.writeLine("lbscope: \(message)")
+    Glibc.exit(code)
+  }
+}
+
+extension FileDescriptor {
+  func writeLine(_ text: String) {
+    _ = try? writeAll((text + "\n").utf8)
+  }
+}
+
+enum Output {
+  /// Renders and writes the report, then exits with the code its inputs and findings call for.
+  static func write(_ result: AnalysisResult, options: ReportOptions) throws {
+    let tool = ToolInfo(version: LBScope.version)
+    let text: String
+    switch options.format {
+    case .json: text = JSONReport.render(result, tool: tool)
+    case .markdown: text = MarkdownReport(topClients: options.topClients).render(result, tool: tool)
+    }
+    if let path = options.output {
+      do {
+        try AtomicFile.write(text, to: path, replace: options.force)
+      } catch {
+        Failure(error).exit()
+      }
+    } else {
+      _ = try? FileDescriptor.standardOutput.writeAll(text.utf8)
+    }
+
+    let damaged = result.inputs.filter { $0.issueCount > 0 || $0.partial }
+    for input in damaged {
+      let first = input.examples.first.map { ":\($0.line): \($0.kind.rawValue): \($0.message)" } ?? ": "
+      FileDescriptor.standardError.writeLine(
+        "lbscope: \(input.path)\(first); \(input.issueCount) damaged record(s) skipped or recovered, the report covers the rest")
+    }
+    let worst = result.findings.map(\.severity).min()
+    switch options.failOn {
+    case .critical where worst == .critical, .warning where worst.map({ $0 <= .warning }) == true:
+      throw ExitCode(Failure.findings)
+    default:
+      break
+    }
+    if !damaged.isEmpty { throw ExitCode(Failure.damagedInput) }
+  }
+}
+
+/// Writes a file through a temporary name in the same directory and renames it into place, so a
+/// reader sees the old file or the complete new one, never half of it.
+enum AtomicFile {
+  struct WriteError: LocatedError {
+    var path: String?
+    var line: Int? { nil }
+    var reason: String
+    var hint: String
+    var category: FailureCategory { .unwritableOutput }
+  }
+
+  static func write(_ text: String, to path: String, replace: Bool) throws(WriteError) {
+    var status = stat()
+    if lstat(path, &status) == 0 {
+      if (status.st_mode & S_IFMT) == S_IFDIR {
+        throw WriteError(path: path, reason: "is a directory", hint: "name a file for --output")
+      }
+      if !replace {
+        throw WriteError(path: path, reason: "already exists", hint: "add --force to replace it")
+      }
+    }
+    let temporary = path + ".lbscope-tmp-\(getpid())"
+    do {
+      let fd = try FileDescriptor.open(
+        FilePath(temporary), .writeOnly, options: [.create, .exclusiveCreate, .truncate],
+        permissions: [.ownerReadWrite, .groupRead, .otherRead])
+      do {
+        _ = try fd.writeAll(text.utf8)
+        if fsync(fd.rawValue) != 0 { throw Errno(rawValue: errno) }
+        try fd.close()
+      } catch {
+        try? fd.close()
+        throw error
+      }
+      guard rename(temporary, path) == 0 else { throw Errno(rawValue: errno) }
+    } catch {
+      _ = unlink(temporary)
+      throw WriteError(path: path, reason: "cannot write: \(error)", hint: "check the directory exists and is writable")
+    }
+  }
+}
