@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""A bounded HTTP client for scripts/lab.
+
+Makes COUNT sequential new TCP connections to TARGET, one GET with
+"Connection: close" per connection, and prints one JSON line per connection:
+
+  {"client": NAME, "address": "192.168.50.11", "localPort": 40312,
+   "pod": "web-0", "ok": true, "error": null, "seq": 0}
+
+Every socket has a timeout, the whole run has a deadline, and the count is
+capped, so the traffic it makes is always bounded. It only talks to the lab's
+own address ranges (Service CIDR, pod CIDR, lab LAN); scripts/lab runs it
+inside namespaces whose routes reach nothing else.
+"""
+
+import argparse
+import ipaddress
+import json
+import socket
+import sys
+import time
+
+ALLOWED = [ipaddress.ip_network(n) for n in ("10.96.0.0/12", "10.244.0.0/16", "192.168.50.0/24")]
+MAX_COUNT = 1000
+MAX_DEADLINE = 120.0
+
+
+def one_request(host: str, port: int, timeout: float) -> dict:
+    result = {"address": None, "localPort": None, "pod": None, "ok": False, "error": None}
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect((host, port))
+        finally:
+            try:
+                result["address"], result["localPort"] = sock.getsockname()[:2]
+            except OSError:
+                pass
+        request = f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lab-client/1\r\nConnection: close\r\n\r\n"
+        sock.sendall(request.encode())
+        chunks = []
+        end = time.monotonic() + timeout
+        total = 0
+        while time.monotonic() < end and total < 65536:
+            data = sock.recv(4096)
+            if not data:
+                break
+            chunks.append(data)
+            total += len(data)
+        raw = b"".join(chunks)
+        head, _, body = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        if not lines or not lines[0].startswith("HTTP/1.") or " 200 " not in lines[0] + " ":
+            result["error"] = "bad status: " + (lines[0] if lines else "<empty>")
+            return result
+        pod = None
+        for line in lines[1:]:
+            key, _, value = line.partition(":")
+            if key.strip().lower() == "x-pod":
+                pod = value.strip()
+        if not pod:
+            pod = body.decode("utf-8", "replace").strip() or None
+        result["pod"] = pod
+        result["ok"] = pod is not None
+        if pod is None:
+            result["error"] = "no pod name in response"
+    except (OSError, socket.timeout) as exc:
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        sock.close()
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--target", required=True, help="HOST:PORT")
+    ap.add_argument("--count", type=int, required=True)
+    ap.add_argument("--timeout", type=float, default=3.0, help="socket timeout, seconds")
+    ap.add_argument("--pause", type=float, default=0.02, help="pause between connections, seconds")
+    ap.add_argument("--deadline", type=float, default=60.0, help="stop after this many seconds")
+    args = ap.parse_args()
+
+    host, _, port_s = args.target.rpartition(":")
+    port = int(port_s)
+    addr = ipaddress.ip_address(host)
+    if not any(addr in net for net in ALLOWED):
+        print(f"lab-client: refusing target {host} outside the lab ranges", file=sys.stderr)
+        return 2
+    count = max(0, min(args.count, MAX_COUNT))
+    timeout = max(0.1, min(args.timeout, 10.0))
+    deadline = time.monotonic() + max(1.0, min(args.deadline, MAX_DEADLINE))
+
+    failures = 0
+    for seq in range(count):
+        if time.monotonic() >= deadline:
+            print(f"lab-client {args.name}: deadline reached after {seq} connections", file=sys.stderr)
+            return 3
+        res = one_request(host, port, timeout)
+        res["client"] = args.name
+        res["seq"] = seq
+        if not res["ok"]:
+            failures += 1
+        print(json.dumps(res, sort_keys=True), flush=True)
+        if seq + 1 < count:
+            time.sleep(max(0.0, args.pause))
+    return 0 if failures == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
