@@ -59,7 +59,7 @@ let package = Package(
     .testTarget(name: "LBConntrackTests", dependencies: ["LBCore", "LBConntrack"]),
     .testTarget(name: "LBAnalysisTests", dependencies: ["LBCore", "LBAnalysis", "LBConntrack"]),
     .testTarget(name: "LBReportTests", dependencies: ["LBCore", "LBAnalysis", "LBReport", "LBConntrack"]),
-    .testTarget(name: "LBScopeCLITests", dependencies: ["LBCore"]),
+    .testTarget(name: "LBScopeCLITests", dependencies: ["lbscope"]),
   ],
   swiftLanguageModes: [.v6]
 )

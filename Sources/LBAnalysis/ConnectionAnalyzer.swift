@@ -296,14 +296,19 @@ public struct DistributionJudge: Sendable {
     let practical = (d.effectSize ?? 0) >= options.minEffectSize
     d.imbalanced = significant && practical
     if d.imbalanced {
-      d.verdict = "imbalanced: p = \(format(d.pValue ?? 0)) < \(format(options.alpha)) and effect size w = \(format(d.effectSize ?? 0)) ≥ \(format(options.minEffectSize))"
+      d.verdict = "imbalanced: \(pText(d.pValue ?? 0)) < \(format(options.alpha)) and effect size w = \(format(d.effectSize ?? 0)) ≥ \(format(options.minEffectSize))"
     } else if significant {
-      d.verdict = "balanced in practice: the deviation is significant (p = \(format(d.pValue ?? 0))) but small (w = \(format(d.effectSize ?? 0)) < \(format(options.minEffectSize)))"
+      d.verdict = "balanced in practice: the deviation is significant (\(pText(d.pValue ?? 0))) but small (w = \(format(d.effectSize ?? 0)) < \(format(options.minEffectSize)))"
     } else {
-      d.verdict = "balanced: consistent with \(expectation) (p = \(format(d.pValue ?? 1)))"
+      d.verdict = "balanced: consistent with \(expectation) (\(pText(d.pValue ?? 1)))"
     }
     return d
   }
+}
+
+/// `p = 0.0123`, or `p < 0.0001` for tiny values.
+func pText(_ p: Double) -> String {
+  p < 0.0001 ? "p < 0.0001" : "p = \(format(p))"
 }
 
 /// Short, locale-free number text for verdicts.

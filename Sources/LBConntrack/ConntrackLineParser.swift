@@ -194,8 +194,12 @@ public enum ConntrackLineParser {
         if protoKnown {
           numbersAfterProto += 1
           if numbersAfterProto == 2 { entry.timeout = UInt32(clamping: number) }
-          if numbersAfterProto == 1 && protoFromName && number != UInt64(entry.proto.rawValue) {
-            fail(.malformed, "protocol name and number disagree")
+          if numbersAfterProto == 1 {
+            if !protoFromName, let raw = UInt8(exactly: number) {
+              entry.proto = TransportProtocol(rawValue: raw)  // "unknown 2": the number decides
+            } else if number != UInt64(entry.proto.rawValue) {
+              fail(.malformed, "protocol name and number disagree")
+            }
           }
         } else {
           if looseNumberCount == 0 { looseNumbers.0 = number } else if looseNumberCount == 1 {
@@ -209,7 +213,7 @@ public enum ConntrackLineParser {
         // Numbers seen before the protocol name are a `cat -n` prefix or the l3 number.
         entry.proto = proto
         protoKnown = true
-        protoFromName = true
+        protoFromName = !Bytes.equals(token, "unknown")
         looseNumberCount = 0
         continue
       }

@@ -83,6 +83,8 @@ public struct ConntrackReader {
     var sawEvents = false
     var binaryLines = 0
     var usefulLines = 0
+    var spliced: [UInt8] = []
+    var splicedLine = 0
 
     func handle(_ outcome: ConntrackLine) {
       switch outcome {
@@ -136,10 +138,30 @@ public struct ConntrackReader {
           summary.record(InputIssue(kind: .malformed, line: number, message: "binary data (NUL bytes)"))
           return
         }
-        switch format {
-        case .xml: xml.feed(line, number: number, emit: handle)
-        default: handle(ConntrackLineParser.parse(line, number: number))
+        if format == .xml {
+          xml.feed(line, number: number, emit: handle)
+          return
         }
+        // `conntrack -L > f 2>&1` can put the unbuffered summary line inside a buffered entry:
+        // "tcp … spoconntrack v1.4.7 (conntrack-tools): 9 flow entries have been shown.\nrt=…".
+        // Take the summary out and join the entry's two halves.
+        if let split = SummarySplit(line) {
+          handle(ConntrackLineParser.parse(split.summary, number: number))
+          if !split.before.isEmpty {
+            spliced.removeAll(keepingCapacity: true)
+            spliced.append(contentsOf: split.before)
+            splicedLine = number
+          }
+          return
+        }
+        if splicedLine != 0 {
+          spliced.append(contentsOf: line)
+          spliced.withUnsafeBytes { handle(ConntrackLineParser.parse($0, number: splicedLine)) }
+          summary.notes.append("line \(splicedLine): an entry split by conntrack's summary line was joined")
+          splicedLine = 0
+          return
+        }
+        handle(ConntrackLineParser.parse(line, number: number))
       }
     } catch {
       throw ConntrackReaderError(
@@ -147,6 +169,9 @@ public struct ConntrackReader {
         hint: "check that the path is a readable file, FIFO or pipe", errno: error as? Errno)
     }
     if format == .xml { xml.finish(emit: handle) }
+    if splicedLine != 0 {
+      spliced.withUnsafeBytes { handle(ConntrackLineParser.parse($0, number: splicedLine)) }
+    }
     if sawEvents {
       summary.kind = .conntrackEvents
       events.finish(emit: observe)
@@ -174,6 +199,23 @@ public struct ConntrackReader {
   }
 
   enum Format { case unknown, text, xml }
+}
+
+/// A line holding conntrack's summary after the start of an entry.
+struct SummarySplit {
+  var before: UnsafeRawBufferPointer
+  var summary: UnsafeRawBufferPointer
+
+  init?(_ line: UnsafeRawBufferPointer) {
+    guard line.count > 20, let base = line.baseAddress,
+      Bytes.contains(line, "entries have been"),
+      let start = memmemPointer(base, line.count, ("conntrack v" as StaticString).utf8Start, 11)
+    else { return nil }
+    let offset = base.distance(to: start)
+    guard offset > 0 else { return nil }
+    before = UnsafeRawBufferPointer(rebasing: line[..<offset])
+    summary = UnsafeRawBufferPointer(rebasing: line[offset...])
+  }
 }
 
 /// Turns `conntrack -E` events into one observation per connection.

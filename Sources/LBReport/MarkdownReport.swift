@@ -41,8 +41,7 @@ public struct MarkdownReport {
     guard !r.findings.isEmpty else { return "" }
     var out = "## Findings\n\n"
     for (i, f) in r.findings.enumerated() {
-      let scope = f.service.map { " — \(inline($0))" } ?? ""
-      out += "\(i + 1). **\(f.severity.rawValue)** `\(f.code)`\(scope): \(inline(f.summary)).\n"
+      out += "\(i + 1). **\(f.severity.rawValue)** `\(f.code)`: \(inline(f.summary)).\n"
       for e in f.evidence { out += "   - \(inline(e))\n" }
       if let fix = f.remediation { out += "   - **Fix:** \(inline(fix))\n" }
     }
@@ -172,28 +171,28 @@ public struct MarkdownReport {
     return text
   }
 
-  /// Text safe inside a table cell or list item: pipes escaped, newlines flattened.
+  /// Text on one line, for paragraphs and list items.
   func inline(_ text: String) -> String {
+    String(text.map { $0 == "\n" || $0 == "\r" ? " " : $0 })
+  }
+
+  /// Text safe inside a table cell and a code span: pipes escaped, backticks replaced.
+  func cell(_ text: String) -> String {
     var out = ""
-    for ch in text {
+    for ch in inline(text) {
       switch ch {
       case "|": out += "\\|"
-      case "\n", "\r": out += " "
+      case "`": out += "'"
       default: out.append(ch)
       }
     }
     return out
   }
-
-  func cell(_ text: String) -> String { inline(text).replacingBackticks }
 }
 
 extension String {
   var capitalizedFirst: String {
     guard let first else { return self }
     return first.uppercased() + dropFirst()
-  }
-  var replacingBackticks: String {
-    String(map { $0 == "`" ? "'" : $0 })
   }
 }
