@@ -34,13 +34,9 @@ let package = Package(
       name: "LBConntrack",
       dependencies: ["LBCore", .product(name: "SystemPackage", package: "swift-system")]
     ),
-    .target(
-      name: "LBLiveConntrack",
-      dependencies: ["LBCore", "LBConntrack", "CNetfilterConntrack"]
-    ),
 
     // Analyses: core values in, core values out.
-    .target(name: "LBAnalysis", dependencies: ["LBCore"]),
+    .target(name: "LBAnalysis", dependencies: ["LBCore"], exclude: ["README.md"]),
 
     // Renderers: an analysis result in, text out.
     .target(name: "LBReport", dependencies: ["LBCore", "LBAnalysis"]),
@@ -49,7 +45,7 @@ let package = Package(
     .executableTarget(
       name: "lbscope",
       dependencies: [
-        "LBCore", "LBConntrack", "LBLiveConntrack", "LBAnalysis", "LBReport",
+        "LBCore", "LBConntrack", "LBAnalysis", "LBReport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "SystemPackage", package: "swift-system"),
       ]
@@ -58,7 +54,9 @@ let package = Package(
     .testTarget(name: "LBCoreTests", dependencies: ["LBCore"]),
     .testTarget(name: "LBConntrackTests", dependencies: ["LBCore", "LBConntrack"]),
     .testTarget(name: "LBAnalysisTests", dependencies: ["LBCore", "LBAnalysis", "LBConntrack"]),
-    .testTarget(name: "LBReportTests", dependencies: ["LBCore", "LBAnalysis", "LBReport", "LBConntrack"]),
+    .testTarget(
+      name: "LBReportTests", dependencies: ["LBCore", "LBAnalysis", "LBReport", "LBConntrack"],
+      exclude: ["Golden"]),
     .testTarget(name: "LBScopeCLITests", dependencies: ["lbscope"]),
   ],
   swiftLanguageModes: [.v6]

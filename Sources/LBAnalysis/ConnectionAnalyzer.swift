@@ -34,7 +34,9 @@ public struct ConnectionAnalyzer {
     var backendIndex: [Endpoint: Int] = [:]
     var backendAddresses: [Endpoint] = []
     var backends: [BackendTally] = []
-    var clients: [IPAddress: ClientTally] = [:]
+    var clientIndex: [IPAddress: Int] = [:]
+    var clientAddresses: [IPAddress] = []
+    var clients: [ClientTally] = []
     var droppedClients: Set<IPAddress> = []
     var droppedClientConnections = 0
     var connections = 0
@@ -118,14 +120,18 @@ public struct ConnectionAnalyzer {
     }
 
     let client = observation.client.address
-    if service.clients[client] == nil {
-      if service.clients.count >= options.maxClientsPerService {
-        service.droppedClients.insert(client)
-        service.droppedClientConnections += 1
-        return
-      }
+    if let known = service.clientIndex[client] {
+      service.clients[known].add(Int32(index))
+    } else if service.clients.count >= options.maxClientsPerService {
+      service.droppedClients.insert(client)
+      service.droppedClientConnections += 1
+    } else {
+      service.clientIndex[client] = service.clients.count
+      service.clientAddresses.append(client)
+      var tally = ClientTally()
+      tally.add(Int32(index))
+      service.clients.append(tally)
     }
-    service.clients[client, default: ClientTally()].add(Int32(index))
   }
 
   /// Finishes the analysis: distributions, stickiness, findings.
@@ -184,7 +190,7 @@ public struct ConnectionAnalyzer {
 
     var clients: [ClientResult] = []
     clients.reserveCapacity(tally.clients.count)
-    for (address, client) in tally.clients {
+    for (address, client) in zip(tally.clientAddresses, tally.clients) {
       var perBackend = client.backends.map {
         (backend: tally.backendAddresses[Int($0.index)], connections: Int($0.count))
       }
@@ -296,9 +302,11 @@ public struct DistributionJudge: Sendable {
     let practical = (d.effectSize ?? 0) >= options.minEffectSize
     d.imbalanced = significant && practical
     if d.imbalanced {
-      d.verdict = "imbalanced: \(pText(d.pValue ?? 0)) < \(format(options.alpha)) and effect size w = \(format(d.effectSize ?? 0)) ≥ \(format(options.minEffectSize))"
+      d.verdict =
+        "imbalanced: \(pText(d.pValue ?? 0)) (α = \(format(options.alpha))) and effect size w = \(format(d.effectSize ?? 0)) (at least \(format(options.minEffectSize)))"
     } else if significant {
-      d.verdict = "balanced in practice: the deviation is significant (\(pText(d.pValue ?? 0))) but small (w = \(format(d.effectSize ?? 0)) < \(format(options.minEffectSize)))"
+      d.verdict =
+        "balanced in practice: the deviation is significant (\(pText(d.pValue ?? 0))) but small (w = \(format(d.effectSize ?? 0)) < \(format(options.minEffectSize)))"
     } else {
       d.verdict = "balanced: consistent with \(expectation) (\(pText(d.pValue ?? 1)))"
     }

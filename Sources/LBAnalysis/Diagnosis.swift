@@ -85,12 +85,15 @@ struct Diagnosis {
         "\(stickyClients.count) of \(service.clients.count) client addresses are held to one backend (p < \(options.stickyAlpha) each) and carry \(stickyConnections) of \(service.connections) connections",
         "the \(topSources.count) busiest source addresses carry \(topConnections) connections: "
           + topSources.map { client in
-            "\(client.address) → " + client.backends.map { "\($0.backend) ×\($0.connections)" }.joined(separator: ", ")
+            "\(client.address) → "
+              + client.backends.map { "\($0.backend) ×\($0.connections)" }.joined(separator: ", ")
           }.joined(separator: "; "),
         d.verdict,
       ]
       if let busiest {
-        evidence.append("busiest backend \(busiest.address) has \(percent(busiest.observedShare ?? 0)) of connections where \(percent(expectedShare)) was expected")
+        evidence.append(
+          "busiest backend \(busiest.address) has \(percent(busiest.observedShare ?? 0)) of connections where \(percent(expectedShare)) was expected"
+        )
       }
       findings.append(
         Finding(

@@ -30,10 +30,11 @@ public struct ConntrackTuple: Sendable, Hashable {
         destination: Endpoint(destination, destinationPort))
     }
     if proto == .icmp || proto == .icmpv6 {
-      let kind = UInt16(icmpType ?? 0) << 8 | UInt16(icmpCode ?? 0)
+      // The echo id names the flow in both directions; type and code differ between request
+      // and reply, so they stay out of the tuple (see `FiveTuple`).
+      let id = icmpID ?? 0
       return FiveTuple(
-        proto: proto, source: Endpoint(source, icmpID ?? 0),
-        destination: Endpoint(destination, kind))
+        proto: proto, source: Endpoint(source, id), destination: Endpoint(destination, id))
     }
     return FiveTuple(proto: proto, source: Endpoint(source, 0), destination: Endpoint(destination, 0))
   }

@@ -106,7 +106,9 @@ public enum ConntrackLineParser {
               fail(.malformed, "bad address src=\(Bytes.text(value))")
               continue
             }
-            if direction == 0 { entry.original.source = address } else {
+            if direction == 0 {
+              entry.original.source = address
+            } else {
               if entry.reply.source != nil {
                 fail(.malformed, "more than two src= tuples")
                 continue
@@ -118,7 +120,9 @@ public enum ConntrackLineParser {
               fail(.malformed, "bad address dst=\(Bytes.text(value))")
               continue
             }
-            if direction == 0 { entry.original.destination = address } else {
+            if direction == 0 {
+              entry.original.destination = address
+            } else {
               entry.reply.destination = address
             }
           } else if Bytes.equals(key, "use") {
@@ -132,11 +136,15 @@ public enum ConntrackLineParser {
             }
             let isSource = key[0] == 0x73  // "s"
             if direction == 0 {
-              if isSource { entry.original.sourcePort = port } else {
+              if isSource {
+                entry.original.sourcePort = port
+              } else {
                 entry.original.destinationPort = port
               }
             } else {
-              if isSource { entry.reply.sourcePort = port } else {
+              if isSource {
+                entry.reply.sourcePort = port
+              } else {
                 entry.reply.destinationPort = port
               }
             }
@@ -147,7 +155,9 @@ public enum ConntrackLineParser {
         case 7:
           if Bytes.equals(key, "packets") {
             let packets = Bytes.decimal(value)
-            if direction == 0 { entry.original.packets = packets } else {
+            if direction == 0 {
+              entry.original.packets = packets
+            } else {
               entry.reply.packets = packets
             }
           }
@@ -202,7 +212,9 @@ public enum ConntrackLineParser {
             }
           }
         } else {
-          if looseNumberCount == 0 { looseNumbers.0 = number } else if looseNumberCount == 1 {
+          if looseNumberCount == 0 {
+            looseNumbers.0 = number
+          } else if looseNumberCount == 1 {
             looseNumbers.1 = number
           }
           looseNumberCount += 1
@@ -272,7 +284,8 @@ public enum ConntrackLineParser {
         InputIssue(kind: .truncated, line: number, message: "the reply tuple is incomplete"))
     }
     if damagedHeader {
-      let what = unknownTokenText.map { "unknown word \"\(Bytes.text($0, limit: 20))\"" } ?? "no protocol name"
+      let what =
+        unknownTokenText.map { "unknown word \"\(Bytes.text($0, limit: 20))\"" } ?? "no protocol name"
       return .recovered(
         entry,
         InputIssue(

@@ -177,7 +177,8 @@ public struct ConntrackReader {
       events.finish(emit: observe)
       if events.evicted > 0 {
         summary.notes.append(
-          "\(events.evicted) open connections closed early: more than \(limits.maxOpenEventConnections) open at once")
+          "\(events.evicted) open connections closed early: more than \(limits.maxOpenEventConnections) open at once"
+        )
         summary.partial = true
       }
       if events.startedBefore > 0 {
@@ -192,7 +193,8 @@ public struct ConntrackReader {
       throw ConntrackReaderError(
         code: .notConntrack, path: path, line: summary.examples.first?.line,
         reason: "\(what) in \(summary.records) lines",
-        hint: "lbscope conntrack reads `conntrack -L` (plain, -o extended, -o xml), `conntrack -E` and /proc/net/nf_conntrack",
+        hint:
+          "lbscope conntrack reads `conntrack -L` (plain, -o extended, -o xml), `conntrack -E` and /proc/net/nf_conntrack",
         errno: nil)
     }
     return summary

@@ -114,17 +114,25 @@ public struct ConntrackXMLAssembler {
 
       if Bytes.equals(name, "flow") {
         if let type = attribute(attributes, "type=\"") {
-          if Bytes.equals(type, "new") { entry.event = .new }
-          else if Bytes.equals(type, "update") { entry.event = .update }
-          else if Bytes.equals(type, "destroy") { entry.event = .destroy }
+          if Bytes.equals(type, "new") {
+            entry.event = .new
+          } else if Bytes.equals(type, "update") {
+            entry.event = .update
+          } else if Bytes.equals(type, "destroy") {
+            entry.event = .destroy
+          }
         }
         continue
       }
       if Bytes.equals(name, "meta") {
         let dir = attribute(attributes, "direction=\"")
-        if let dir, Bytes.equals(dir, "original") { direction = 0 }
-        else if let dir, Bytes.equals(dir, "reply") { direction = 1 }
-        else { direction = -1 }
+        if let dir, Bytes.equals(dir, "original") {
+          direction = 0
+        } else if let dir, Bytes.equals(dir, "reply") {
+          direction = 1
+        } else {
+          direction = -1
+        }
         continue
       }
       if Bytes.equals(name, "layer4") {
@@ -137,8 +145,11 @@ public struct ConntrackXMLAssembler {
         continue
       }
       if selfClosing {
-        if Bytes.equals(name, "assured") { entry.assured = true }
-        else if Bytes.equals(name, "unreplied") { entry.unreplied = true }
+        if Bytes.equals(name, "assured") {
+          entry.assured = true
+        } else if Bytes.equals(name, "unreplied") {
+          entry.unreplied = true
+        }
         continue
       }
       // Element text up to the next "<".
@@ -149,45 +160,78 @@ public struct ConntrackXMLAssembler {
 
       func setAddress(_ apply: (inout ConntrackTuple, IPAddress) -> Void) {
         guard let address = IPAddress.parse(text) else {
-          problem = problem ?? InputIssue(kind: .malformed, line: line, message: "bad address <\(Bytes.text(name))>\(Bytes.text(text))")
+          problem =
+            problem
+            ?? InputIssue(
+              kind: .malformed, line: line, message: "bad address <\(Bytes.text(name))>\(Bytes.text(text))")
           return
         }
-        if direction == 0 { apply(&entry.original, address) }
-        else if direction == 1 { apply(&entry.reply, address) }
+        if direction == 0 {
+          apply(&entry.original, address)
+        } else if direction == 1 {
+          apply(&entry.reply, address)
+        }
       }
       func setNumber<T: FixedWidthInteger>(_ type: T.Type, _ apply: (inout ConntrackTuple, T) -> Void) {
         guard let value = Bytes.decimal(text).flatMap({ T(exactly: $0) }) else {
-          problem = problem ?? InputIssue(kind: .malformed, line: line, message: "bad number <\(Bytes.text(name))>\(Bytes.text(text))")
+          problem =
+            problem
+            ?? InputIssue(
+              kind: .malformed, line: line, message: "bad number <\(Bytes.text(name))>\(Bytes.text(text))")
           return
         }
-        if direction == 0 { apply(&entry.original, value) }
-        else if direction == 1 { apply(&entry.reply, value) }
+        if direction == 0 {
+          apply(&entry.original, value)
+        } else if direction == 1 {
+          apply(&entry.reply, value)
+        }
       }
 
       switch name.count {
       case 3:
-        if Bytes.equals(name, "src") { setAddress { $0.source = $1 } }
-        else if Bytes.equals(name, "dst") { setAddress { $0.destination = $1 } }
-        else if Bytes.equals(name, "use") { entry.use = Bytes.decimal(text).flatMap { UInt32(exactly: $0) } }
-        else if direction == -1 && Bytes.equals(name, "id") { entry.id = Bytes.decimal(text).flatMap { UInt32(exactly: $0) } }
+        if Bytes.equals(name, "src") {
+          setAddress { $0.source = $1 }
+        } else if Bytes.equals(name, "dst") {
+          setAddress { $0.destination = $1 }
+        } else if Bytes.equals(name, "use") {
+          entry.use = Bytes.decimal(text).flatMap { UInt32(exactly: $0) }
+        } else if direction == -1 && Bytes.equals(name, "id") {
+          entry.id = Bytes.decimal(text).flatMap { UInt32(exactly: $0) }
+        }
       case 2:
         if Bytes.equals(name, "id") {
-          if direction == -1 { entry.id = Bytes.decimal(text).flatMap { UInt32(exactly: $0) } }
-          else { setNumber(UInt16.self) { $0.icmpID = $1 } }
+          if direction == -1 {
+            entry.id = Bytes.decimal(text).flatMap { UInt32(exactly: $0) }
+          } else {
+            setNumber(UInt16.self) { $0.icmpID = $1 }
+          }
         }
       case 4:
-        if Bytes.equals(name, "type") { setNumber(UInt8.self) { $0.icmpType = $1 } }
-        else if Bytes.equals(name, "code") { setNumber(UInt8.self) { $0.icmpCode = $1 } }
-        else if Bytes.equals(name, "mark") { entry.mark = Bytes.decimal(text).flatMap { UInt32(exactly: $0) } }
-        else if Bytes.equals(name, "zone") { entry.zone = Bytes.decimal(text).flatMap { UInt16(exactly: $0) } }
+        if Bytes.equals(name, "type") {
+          setNumber(UInt8.self) { $0.icmpType = $1 }
+        } else if Bytes.equals(name, "code") {
+          setNumber(UInt8.self) { $0.icmpCode = $1 }
+        } else if Bytes.equals(name, "mark") {
+          entry.mark = Bytes.decimal(text).flatMap { UInt32(exactly: $0) }
+        } else if Bytes.equals(name, "zone") {
+          entry.zone = Bytes.decimal(text).flatMap { UInt16(exactly: $0) }
+        }
       case 5:
-        if Bytes.equals(name, "sport") { setNumber(UInt16.self) { $0.sourcePort = $1 } }
-        else if Bytes.equals(name, "dport") { setNumber(UInt16.self) { $0.destinationPort = $1 } }
-        else if Bytes.equals(name, "state") { entry.state = ConntrackLineParser.connectionState(text) }
-        else if Bytes.equals(name, "bytes") { setNumber(UInt64.self) { $0.bytes = $1 } }
+        if Bytes.equals(name, "sport") {
+          setNumber(UInt16.self) { $0.sourcePort = $1 }
+        } else if Bytes.equals(name, "dport") {
+          setNumber(UInt16.self) { $0.destinationPort = $1 }
+        } else if Bytes.equals(name, "state") {
+          entry.state = ConntrackLineParser.connectionState(text)
+        } else if Bytes.equals(name, "bytes") {
+          setNumber(UInt64.self) { $0.bytes = $1 }
+        }
       case 7:
-        if Bytes.equals(name, "timeout") { entry.timeout = Bytes.decimal(text).map { UInt32(clamping: $0) } }
-        else if Bytes.equals(name, "packets") { setNumber(UInt64.self) { $0.packets = $1 } }
+        if Bytes.equals(name, "timeout") {
+          entry.timeout = Bytes.decimal(text).map { UInt32(clamping: $0) }
+        } else if Bytes.equals(name, "packets") {
+          setNumber(UInt64.self) { $0.packets = $1 }
+        }
       default:
         break
       }
@@ -203,7 +247,8 @@ public struct ConntrackXMLAssembler {
   }
 
   /// The value of `key"…"` in a tag's attribute text, without the quotes.
-  static func attribute(_ attributes: UnsafeRawBufferPointer, _ key: StaticString) -> UnsafeRawBufferPointer? {
+  static func attribute(_ attributes: UnsafeRawBufferPointer, _ key: StaticString) -> UnsafeRawBufferPointer?
+  {
     let n = key.utf8CodeUnitCount
     guard attributes.count > n, let base = attributes.baseAddress,
       let hit = memmemPointer(base, attributes.count, key.utf8Start, n)

@@ -82,8 +82,8 @@ public struct Endpoint: Hashable, Comparable, Sendable, CustomStringConvertible 
 
 /// The 5-tuple of one direction of a connection: protocol, source and destination.
 ///
-/// For ICMP and ICMPv6, conntrack's `id` is kept as the source port and `type << 8 | code` as
-/// the destination port, so echo requests and replies still key one flow.
+/// For ICMP and ICMPv6 the echo identifier stands in both port fields, so a request and its
+/// reply (whose types differ) key one flow and a reply tuple reverses onto its original.
 public struct FiveTuple: Hashable, Sendable, CustomStringConvertible {
   public var proto: TransportProtocol
   public var source: Endpoint

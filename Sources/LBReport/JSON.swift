@@ -10,7 +10,9 @@ public indirect enum JSON: Sendable, Equatable {
   case object([String: JSON])
 
   public static func number<T: BinaryInteger>(_ value: T) -> JSON { .int(Int64(clamping: value)) }
-  public static func optional<T: BinaryInteger>(_ value: T?) -> JSON { value.map { .int(Int64(clamping: $0)) } ?? .null }
+  public static func optional<T: BinaryInteger>(_ value: T?) -> JSON {
+    value.map { .int(Int64(clamping: $0)) } ?? .null
+  }
   public static func optional(_ value: Double?) -> JSON { value.map { .double($0) } ?? .null }
   public static func optional(_ value: String?) -> JSON { value.map { .string($0) } ?? .null }
   public static func optional(_ value: Bool?) -> JSON { value.map { .bool($0) } ?? .null }
@@ -78,6 +80,13 @@ public indirect enum JSON: Sendable, Equatable {
   }
 
   static func writeString(_ s: String, into out: inout String) {
+    // Most strings (addresses, codes) need no escaping: append them whole.
+    if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+      out += "\""
+      out += s
+      out += "\""
+      return
+    }
     out += "\""
     for scalar in s.unicodeScalars {
       switch scalar {

@@ -6,16 +6,24 @@ import LBCore
 public enum JSONReport {
   public static let schemaVersion = 1
 
-  public static func render(_ result: AnalysisResult, tool: ToolInfo) -> String {
-    document(result, tool: tool).rendered()
+  /// Clients listed per service by default; the rest are summed in `clientsOmitted`.
+  public static let defaultMaxClients = 1000
+
+  /// `maxClients` caps the client list of each service (busiest first); 0 lists them all.
+  public static func render(
+    _ result: AnalysisResult, tool: ToolInfo, maxClients: Int = defaultMaxClients
+  ) -> String {
+    document(result, tool: tool, maxClients: maxClients).rendered()
   }
 
-  public static func document(_ result: AnalysisResult, tool: ToolInfo) -> JSON {
+  public static func document(
+    _ result: AnalysisResult, tool: ToolInfo, maxClients: Int = defaultMaxClients
+  ) -> JSON {
     .object([
       "schemaVersion": .int(Int64(schemaVersion)),
       "tool": .object(["name": .string(tool.name), "version": .string(tool.version)]),
       "inputs": .array(result.inputs.map(input)),
-      "services": .array(result.services.map(service)),
+      "services": .array(result.services.map { service($0, maxClients: maxClients) }),
       "translatedSources": .array(result.translatedSources.map(translatedSource)),
       "findings": .array(result.findings.map(finding)),
       "totals": .object([
@@ -39,13 +47,18 @@ public enum JSONReport {
       "notes": .array(s.notes.map(JSON.string)),
       "issueExamples": .array(
         s.examples.map {
-          .object(["kind": .string($0.kind.rawValue), "line": .number($0.line), "message": .string($0.message)])
+          .object([
+            "kind": .string($0.kind.rawValue), "line": .number($0.line), "message": .string($0.message),
+          ])
         }),
     ])
   }
 
-  static func service(_ s: ServiceResult) -> JSON {
-    .object([
+  static func service(_ s: ServiceResult, maxClients: Int) -> JSON {
+    let listed = maxClients > 0 ? s.clients.prefix(maxClients) : s.clients[...]
+    let omitted = s.clients.dropFirst(listed.count)
+    let stickyClients = s.clients.filter { $0.sticky == true }
+    return .object([
       "name": .optional(s.name),
       "frontends": .array(s.frontends.map { .string($0.description) }),
       "protocol": .string(s.proto.description),
@@ -60,7 +73,14 @@ public enum JSONReport {
       "failedConnections": .number(s.failedConnections),
       "sourceTranslatedConnections": .number(s.sourceTranslatedConnections),
       "backends": .array(s.backends.map(backend)),
-      "clients": .array(s.clients.map(client)),
+      "clients": .array(listed.map(client)),
+      "clientCount": .number(s.clients.count),
+      "stickyClientCount": .number(stickyClients.count),
+      "stickyClientConnections": .number(stickyClients.reduce(0) { $0 + $1.connections }),
+      "clientsOmitted": .object([
+        "clients": .number(omitted.count),
+        "connections": .number(omitted.reduce(0) { $0 + $1.connections }),
+      ]),
       "clientsDropped": .object([
         "clients": .number(s.droppedClients), "connections": .number(s.droppedClientConnections),
       ]),
@@ -76,7 +96,8 @@ public enum JSONReport {
       "expectedShareExternal": .optional(b.expectedShareExternal),
       "connections": .number(b.connections),
       "observedShare": .optional(b.observedShare),
-      "observedShareInterval95": b.shareInterval.map { .array([.double($0.lower), .double($0.upper)]) } ?? .null,
+      "observedShareInterval95": b.shareInterval.map { .array([.double($0.lower), .double($0.upper)]) }
+        ?? .null,
       "failedConnections": .optional(b.failedConnections),
       "packets": .optional(b.packets),
       "bytes": .optional(b.bytes),

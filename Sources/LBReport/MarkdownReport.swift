@@ -30,10 +30,13 @@ public struct MarkdownReport {
       if let fix = top.remediation { out += "**What to do:** \(inline(fix)).\n" }
     } else {
       let imbalanced = r.services.filter { $0.distribution.imbalanced }.count
-      out += "**No problem found:** \(r.services.count) service(s), \(imbalanced) imbalanced, no warning or critical finding.\n"
+      out +=
+        "**No problem found:** \(r.services.count) service(s), \(imbalanced) imbalanced, no warning or critical finding.\n"
     }
-    out += "\n\(r.connections) connections read, \(r.connections - r.connectionsWithoutDNAT) of them to \(r.services.count) service frontend(s); "
-    out += "findings: \(counts[.critical] ?? 0) critical, \(counts[.warning] ?? 0) warning, \(counts[.info] ?? 0) info.\n"
+    out +=
+      "\n\(r.connections) connections read, \(r.connections - r.connectionsWithoutDNAT) of them to \(r.services.count) service frontend(s); "
+    out +=
+      "findings: \(counts[.critical] ?? 0) critical, \(counts[.warning] ?? 0) warning, \(counts[.info] ?? 0) info.\n"
     return out
   }
 
@@ -51,7 +54,9 @@ public struct MarkdownReport {
   func servicesSection(_ r: AnalysisResult) -> String {
     guard !r.services.isEmpty else {
       var out = "## Services\n\nNo destination-translated (Service) connections were found"
-      if r.servicesFilteredOut > 0 { out += "; \(r.servicesFilteredOut) frontend(s) were left out by --service" }
+      if r.servicesFilteredOut > 0 {
+        out += "; \(r.servicesFilteredOut) frontend(s) were left out by --service"
+      }
       return out + ".\n\n"
     }
     var out = "## Services\n\n"
@@ -59,9 +64,10 @@ public struct MarkdownReport {
       out += "### \(inline(s.label))\n\n"
       let frontends = s.frontends.map { "`\($0)`" }.joined(separator: ", ")
       let d = s.distribution
-      out += "\(s.proto) \(frontends): \(s.connections) connections to \(s.backends.count) backend(s), \(s.failedConnections) failed. "
-      out += d.imbalanced ? "**Imbalanced.** " : (d.judged ? "Balanced. " : "Not judged. ")
-      out += inline(d.verdict).capitalizedFirst + ".\n\n"
+      out +=
+        "\(s.proto) \(frontends): \(s.connections) connections to \(s.backends.count) backend(s), \(s.failedConnections) failed. "
+      let verdict = inline(d.verdict).capitalizedFirst
+      out += (d.imbalanced ? "**\(verdict).**" : "\(verdict).") + "\n\n"
 
       out += "| Backend | Connections | Share | 95% interval | | Failed | Packets | Bytes |\n"
       out += "|---|---:|---:|---:|---|---:|---:|---:|\n"
@@ -69,7 +75,8 @@ public struct MarkdownReport {
         let share = b.observedShare ?? 0
         let interval = b.shareInterval.map { "\(pct($0.lower))–\(pct($0.upper))" } ?? "–"
         out += "| `\(b.address)` | \(b.connections) | \(pct(share)) | \(interval) | \(bar(share)) | "
-        out += "\(b.failedConnections.map(String.init) ?? "–") | \(b.packets.map(String.init) ?? "–") | \(b.bytes.map(String.init) ?? "–") |\n"
+        out +=
+          "\(b.failedConnections.map(String.init) ?? "–") | \(b.packets.map(String.init) ?? "–") | \(b.bytes.map(String.init) ?? "–") |\n"
       }
       out += "\n"
       out += "Distribution over \(d.backendCount) backends (expected: \(inline(d.expectation))): "
@@ -103,7 +110,8 @@ public struct MarkdownReport {
           out += "| … \(rest.count) more | \(restConnections) | | |\n"
         }
         if s.droppedClients > 0 {
-          out += "\n\(s.droppedClients) further client(s) with \(s.droppedClientConnections) connection(s) were counted but not kept (client limit per service reached).\n"
+          out +=
+            "\n\(s.droppedClients) further client(s) with \(s.droppedClientConnections) connection(s) were counted but not kept (client limit per service reached).\n"
         }
         out += "\n"
       }
@@ -114,20 +122,24 @@ public struct MarkdownReport {
   func translatedSection(_ r: AnalysisResult) -> String {
     guard !r.translatedSources.isEmpty else { return "" }
     var out = "## Translated sources\n\nAddresses that stand for other sources after SNAT on this node.\n\n"
-    out += "| Address | Original sources | Connections | Estimated hosts | Examples |\n|---|---:|---:|---:|---|\n"
+    out +=
+      "| Address | Original sources | Connections | Estimated hosts | Examples |\n|---|---:|---:|---:|---|\n"
     for t in r.translatedSources {
       let count = (t.originalSourceCountIsLowerBound ? "≥" : "") + String(t.originalSourceCount)
       let examples = t.exampleSources.map { "`\($0)`" }.joined(separator: ", ")
-      out += "| `\(t.address)` | \(count) | \(t.connections) | \(t.estimatedHosts.map(String.init) ?? "–") | \(examples) |\n"
+      out +=
+        "| `\(t.address)` | \(count) | \(t.connections) | \(t.estimatedHosts.map(String.init) ?? "–") | \(examples) |\n"
     }
     return out + "\n"
   }
 
   func inputsSection(_ r: AnalysisResult, tool: ToolInfo) -> String {
     var out = "## Appendix: inputs\n\n"
-    out += "| Input | Kind | Records | Truncated | Malformed | Unsupported | Partial |\n|---|---|---:|---:|---:|---:|---|\n"
+    out +=
+      "| Input | Kind | Records | Truncated | Malformed | Unsupported | Partial |\n|---|---|---:|---:|---:|---:|---|\n"
     for i in r.inputs {
-      out += "| `\(cell(i.path))` | \(i.kind.rawValue) | \(i.records) | \(i.truncated) | \(i.malformed) | \(i.unsupported) | \(i.partial ? "yes" : "no") |\n"
+      out +=
+        "| `\(cell(i.path))` | \(i.kind.rawValue) | \(i.records) | \(i.truncated) | \(i.malformed) | \(i.unsupported) | \(i.partial ? "yes" : "no") |\n"
     }
     for i in r.inputs where !i.examples.isEmpty || !i.notes.isEmpty {
       out += "\n`\(cell(i.path))`:\n"

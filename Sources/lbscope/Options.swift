@@ -39,6 +39,9 @@ struct ReportOptions: ParsableArguments {
   @Option(help: "Client rows per service in Markdown.")
   var topClients: Int = 20
 
+  @Option(help: "Clients listed per service in JSON, busiest first (0: all); the rest are summed.")
+  var jsonClients: Int = 1000
+
   func validate() throws {
     if let service, Endpoint(service) == nil {
       throw ValidationError("--service wants VIP:PORT or [IPv6]:PORT, not '\(service)'")
@@ -49,6 +52,7 @@ struct ReportOptions: ParsableArguments {
     }
     guard minEffect >= 0 else { throw ValidationError("--min-effect must not be negative") }
     guard topClients > 0 else { throw ValidationError("--top-clients must be positive") }
+    guard jsonClients >= 0 else { throw ValidationError("--json-clients must not be negative") }
   }
 
   var analysisOptions: AnalysisOptions {

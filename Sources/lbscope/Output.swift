@@ -63,7 +63,7 @@ enum Output {
     let tool = ToolInfo(version: LBScope.version)
     let text: String
     switch options.format {
-    case .json: text = JSONReport.render(result, tool: tool)
+    case .json: text = JSONReport.render(result, tool: tool, maxClients: options.jsonClients)
     case .markdown: text = MarkdownReport(topClients: options.topClients).render(result, tool: tool)
     }
     if let path = options.output {
@@ -80,7 +80,8 @@ enum Output {
     for input in damaged {
       let first = input.examples.first.map { ":\($0.line): \($0.kind.rawValue): \($0.message)" } ?? ": "
       FileDescriptor.standardError.writeLine(
-        "lbscope: \(input.path)\(first); \(input.issueCount) damaged record(s) skipped or recovered, the report covers the rest")
+        "lbscope: \(input.path)\(first); \(input.issueCount) damaged record(s) skipped or recovered, the report covers the rest"
+      )
     }
     let worst = result.findings.map(\.severity).min()
     switch options.failOn {
@@ -130,7 +131,8 @@ enum AtomicFile {
       guard rename(temporary, path) == 0 else { throw Errno(rawValue: errno) }
     } catch {
       _ = unlink(temporary)
-      throw WriteError(path: path, reason: "cannot write: \(error)", hint: "check the directory exists and is writable")
+      throw WriteError(
+        path: path, reason: "cannot write: \(error)", hint: "check the directory exists and is writable")
     }
   }
 }

@@ -55,7 +55,10 @@ func truth(_ scenario: String) throws -> [String: Any] {
       labRoot.appendingPathComponent("affinity-nat/gateways/\($0)-conntrack-L.txt").path
     }
     let result = try analyse(paths)
-    #expect(result.translatedSources.map(\.address.description) == ["192.168.50.21", "192.168.50.22", "192.168.50.23"])
+    #expect(
+      result.translatedSources.map(\.address.description) == [
+        "192.168.50.21", "192.168.50.22", "192.168.50.23",
+      ])
     #expect(result.translatedSources.allSatisfy { $0.originalSourceCount == 3 && $0.connections == 45 })
     #expect(result.findings.filter { $0.code == "sources-collapsed-by-snat" }.count == 3)
   }
@@ -65,7 +68,9 @@ func truth(_ scenario: String) throws -> [String: Any] {
     options.service = Endpoint("10.0.0.10:53")
     let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
       .deletingLastPathComponent().deletingLastPathComponent()
-      .appendingPathComponent("shared/corpus/conntrack/k8s-issue91216_conntrack-L_dns-tcp-time-wait-to-kube-dns_first-line-cut_PARTIAL.txt").path
+      .appendingPathComponent(
+        "shared/corpus/conntrack/k8s-issue91216_conntrack-L_dns-tcp-time-wait-to-kube-dns_first-line-cut_PARTIAL.txt"
+      ).path
     let result = try analyse([path], options: options)
     #expect(result.services.count == 1)
     #expect(result.services[0].backends.map(\.connections) == [3, 2])

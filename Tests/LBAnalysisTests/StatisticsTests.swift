@@ -38,23 +38,28 @@ import Testing
   let judge = DistributionJudge(options: AnalysisOptions())
 
   @Test func anEvenSplitIsBalanced() {
-    let d = judge.judge(counts: [39, 40, 35, 36], expectedShares: [0.25, 0.25, 0.25, 0.25], expectation: "equal")
+    let d = judge.judge(
+      counts: [39, 40, 35, 36], expectedShares: [0.25, 0.25, 0.25, 0.25], expectation: "equal")
     #expect(d.judged)
     #expect(!d.imbalanced)
     #expect((d.pValue ?? 0) > 0.5)
   }
 
   @Test func aSkewNeedsBothSignificanceAndEffect() {
-    let skewed = judge.judge(counts: [15, 45, 105], expectedShares: [1.0 / 3, 1.0 / 3, 1.0 / 3], expectation: "equal")
+    let skewed = judge.judge(
+      counts: [15, 45, 105], expectedShares: [1.0 / 3, 1.0 / 3, 1.0 / 3], expectation: "equal")
     #expect(skewed.imbalanced)
     // A million connections make a 1% deviation significant, but it is not practical.
-    let tiny = judge.judge(counts: [253_000, 247_000, 250_000, 250_000], expectedShares: [0.25, 0.25, 0.25, 0.25], expectation: "equal")
+    let tiny = judge.judge(
+      counts: [253_000, 247_000, 250_000, 250_000], expectedShares: [0.25, 0.25, 0.25, 0.25],
+      expectation: "equal")
     #expect((tiny.pValue ?? 1) < 0.001)
     #expect(!tiny.imbalanced)
   }
 
   @Test func tooFewConnectionsAreNotJudged() {
-    let d = judge.judge(counts: [3, 0, 1], expectedShares: [1.0 / 3, 1.0 / 3, 1.0 / 3], expectation: "equal")
+    let d = judge.judge(
+      counts: [3, 0, 1], expectedShares: [1.0 / 3, 1.0 / 3, 1.0 / 3], expectation: "equal")
     #expect(!d.judged)
     #expect(!d.imbalanced)
     #expect(d.verdict.hasPrefix("too few connections"))

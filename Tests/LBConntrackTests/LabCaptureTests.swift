@@ -54,8 +54,9 @@ import Testing
   @Test(arguments: scenarios)
   func dumpAgreesWithWhatTheClientsSaw(_ scenario: String) throws {
     let folder = capturesRoot.appendingPathComponent(scenario)
-    let truth = try JSONSerialization.jsonObject(
-      with: Data(contentsOf: folder.appendingPathComponent("truth.json"))) as? [String: Any]
+    let truth =
+      try JSONSerialization.jsonObject(
+        with: Data(contentsOf: folder.appendingPathComponent("truth.json"))) as? [String: Any]
     let seen = try #require(truth?["backends"] as? [String: Int]).filter { $0.value > 0 }
     let counts = try Self.countsFromReader(folder.appendingPathComponent("conntrack-L.txt").path)
     #expect(counts == seen)

@@ -94,7 +94,8 @@ import Testing
   @Test func rejectsBinaryGarbageAsNotConntrack() throws {
     var bytes = [UInt8](repeating: 0, count: 4096)
     for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) }
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("lbscope-garbage-\(UUID().uuidString)")
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "lbscope-garbage-\(UUID().uuidString)")
     try Data(bytes).write(to: url)
     defer { try? FileManager.default.removeItem(at: url) }
     let error = #expect(throws: ConntrackReaderError.self) { try readFile(url.path) }

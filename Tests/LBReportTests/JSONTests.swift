@@ -4,7 +4,8 @@ import Testing
 @Suite struct JSONRenderingTests {
   @Test func sortsKeysAndRoundsDoubles() {
     let value = JSON.object(["b": .double(1.0 / 3), "a": .int(2), "c": .array([.null, .bool(true)])])
-    #expect(value.rendered() == "{\n  \"a\": 2,\n  \"b\": 0.333333,\n  \"c\": [\n    null,\n    true\n  ]\n}\n")
+    #expect(
+      value.rendered() == "{\n  \"a\": 2,\n  \"b\": 0.333333,\n  \"c\": [\n    null,\n    true\n  ]\n}\n")
   }
 
   @Test func printsDoublesWithoutExponents() {

@@ -37,18 +37,26 @@ func labResult(_ scenario: String) throws -> AnalysisResult {
       #expect(object[key] != nil, "\(key)")
     }
     let service = try #require((object["services"] as? [[String: Any]])?.first)
-    for key in ["name", "frontends", "protocol", "affinity", "externalTrafficPolicy", "backends", "clients", "distribution"] {
+    for key in [
+      "name", "frontends", "protocol", "affinity", "externalTrafficPolicy", "backends", "clients",
+      "distribution",
+    ] {
       #expect(service.keys.contains(key), "service.\(key)")
     }
     let backend = try #require((service["backends"] as? [[String: Any]])?.first)
-    for key in ["address", "pod", "expectedShare", "expectedShareExternal", "connections", "observedShare", "failedConnections", "packets", "bytes", "pinnedClients"] {
+    for key in [
+      "address", "pod", "expectedShare", "expectedShareExternal", "connections", "observedShare",
+      "failedConnections", "packets", "bytes", "pinnedClients",
+    ] {
       #expect(backend.keys.contains(key), "backend.\(key)")
     }
     let distribution = try #require(service["distribution"] as? [String: Any])
     for key in ["metric", "maxMinRatio", "coefficientOfVariation", "pValue", "imbalanced"] {
       #expect(distribution.keys.contains(key), "distribution.\(key)")
     }
-    let addresses = try #require(service["backends"] as? [[String: Any]]).compactMap { $0["address"] as? String }
+    let addresses = try #require(service["backends"] as? [[String: Any]]).compactMap {
+      $0["address"] as? String
+    }
     #expect(addresses == addresses.sorted { Endpoint($0)! < Endpoint($1)! })
   }
 
@@ -57,7 +65,8 @@ func labResult(_ scenario: String) throws -> AnalysisResult {
     let text = MarkdownReport().render(try labResult("affinity-nat"), tool: tool)
     let golden = root.appendingPathComponent("Tests/LBReportTests/Golden/affinity-nat.md")
     if ProcessInfo.processInfo.environment["LBSCOPE_RECORD_GOLDEN"] == "1" {
-      try FileManager.default.createDirectory(at: golden.deletingLastPathComponent(), withIntermediateDirectories: true)
+      try FileManager.default.createDirectory(
+        at: golden.deletingLastPathComponent(), withIntermediateDirectories: true)
       try Data(text.utf8).write(to: golden)
     }
     let expected = try String(contentsOf: golden, encoding: .utf8)

@@ -43,7 +43,8 @@ func lbscope(_ arguments: [String], stdin: Data? = nil) throws -> Run {
 }
 
 func temporaryPath(_ name: String) -> String {
-  FileManager.default.temporaryDirectory.appendingPathComponent("lbscope-cli-\(UUID().uuidString)-\(name)").path
+  FileManager.default.temporaryDirectory.appendingPathComponent("lbscope-cli-\(UUID().uuidString)-\(name)")
+    .path
 }
 
 /// One test per row of the README's exit-code table.
@@ -56,9 +57,13 @@ func temporaryPath(_ name: String) -> String {
   }
 
   @Test func failOnWarningExitsOneWhenFindingsExist() throws {
-    #expect(try lbscope(["conntrack", "captures/affinity-nat/conntrack-L.txt", "--fail-on", "warning"]).status == 1)
-    #expect(try lbscope(["conntrack", "captures/uniform/conntrack-L.txt", "--fail-on", "warning"]).status == 0)
-    #expect(try lbscope(["conntrack", "captures/affinity-nat/conntrack-L.txt", "--fail-on", "critical"]).status == 0)
+    #expect(
+      try lbscope(["conntrack", "captures/affinity-nat/conntrack-L.txt", "--fail-on", "warning"]).status == 1)
+    #expect(
+      try lbscope(["conntrack", "captures/uniform/conntrack-L.txt", "--fail-on", "warning"]).status == 0)
+    #expect(
+      try lbscope(["conntrack", "captures/affinity-nat/conntrack-L.txt", "--fail-on", "critical"]).status == 0
+    )
   }
 
   @Test func usageErrorsExitSixtyFour() throws {
@@ -69,7 +74,8 @@ func temporaryPath(_ name: String) -> String {
 
   @Test func damagedInputExitsSixtyFiveAndStillReports() throws {
     let path = repository.deletingLastPathComponent().appendingPathComponent(
-      "shared/corpus/conntrack/aks-engine-issue1912_conntrack-L-grep_service-dnat_MANGLED-first-chars.txt").path
+      "shared/corpus/conntrack/aks-engine-issue1912_conntrack-L-grep_service-dnat_MANGLED-first-chars.txt"
+    ).path
     let run = try lbscope(["conntrack", path, "--format", "json"])
     #expect(run.status == 65)
     #expect(run.stdout.contains("\"truncated\": 1"))
@@ -107,15 +113,20 @@ func temporaryPath(_ name: String) -> String {
 
 @Suite struct CLIBehaviourTests {
   @Test func readsStandardInput() throws {
-    let data = try Data(contentsOf: repository.appendingPathComponent("captures/affinity-nat/conntrack-L.txt"))
+    let data = try Data(
+      contentsOf: repository.appendingPathComponent("captures/affinity-nat/conntrack-L.txt"))
     let piped = try lbscope(["conntrack", "-", "--format", "json"], stdin: data)
     let direct = try lbscope(["conntrack", "captures/affinity-nat/conntrack-L.txt", "--format", "json"])
     #expect(piped.status == 0)
-    #expect(piped.stdout.replacingOccurrences(of: "\"path\": \"-\"", with: "\"path\": \"captures/affinity-nat/conntrack-L.txt\"") == direct.stdout)
+    #expect(
+      piped.stdout.replacingOccurrences(
+        of: "\"path\": \"-\"", with: "\"path\": \"captures/affinity-nat/conntrack-L.txt\"") == direct.stdout)
   }
 
   @Test func serviceFocusLeavesOtherFrontendsOut() throws {
-    let run = try lbscope(["conntrack", "captures/uniform/conntrack-L.txt", "--service", "10.96.0.99:80", "--format", "json"])
+    let run = try lbscope([
+      "conntrack", "captures/uniform/conntrack-L.txt", "--service", "10.96.0.99:80", "--format", "json",
+    ])
     #expect(run.status == 0)
     #expect(run.stdout.contains("\"servicesFilteredOut\": 1"))
   }
