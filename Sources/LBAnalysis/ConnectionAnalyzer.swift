@@ -64,13 +64,8 @@ public struct ConnectionAnalyzer {
   public mutating func add(_ observation: ConnectionObservation) {
     connections += 1
     if observation.isSourceTranslated {
-      let address = observation.translated.source.address
-      let tally: TranslatedTally
-      if let existing = translated[address] {
-        tally = existing
-      } else {
-        tally = TranslatedTally()
-        translated[address] = tally
+      let tally = Self.entry(in: &translated, for: observation.translated.source.address) {
+        TranslatedTally()
       }
       tally.connections += 1
       if !tally.full {
@@ -87,13 +82,7 @@ public struct ConnectionAnalyzer {
       filteredOut.insert(key)
       return
     }
-    let service: ServiceTally
-    if let existing = services[key] {
-      service = existing
-    } else {
-      service = ServiceTally()
-      services[key] = service
-    }
+    let service = Self.entry(in: &services, for: key) { ServiceTally() }
     let failed = observation.failed
     service.connections += 1
     if failed { service.failed += 1 }
@@ -132,6 +121,17 @@ public struct ConnectionAnalyzer {
       tally.add(Int32(index))
       service.clients.append(tally)
     }
+  }
+
+  /// The tally kept under `key`, made on first use. Tallies are classes, so the caller updates
+  /// them in place without a second lookup.
+  static func entry<Key: Hashable, Tally: AnyObject>(
+    in tallies: inout [Key: Tally], for key: Key, make: () -> Tally
+  ) -> Tally {
+    if let existing = tallies[key] { return existing }
+    let made = make()
+    tallies[key] = made
+    return made
   }
 
   /// Finishes the analysis: distributions, stickiness, findings.
