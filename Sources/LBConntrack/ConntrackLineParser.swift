@@ -256,6 +256,13 @@ public enum ConntrackLineParser {
           message: "not a conntrack entry: \(Bytes.text(line, limit: 40))"))
     }
     if let problem { return .issue(problem) }
+    if entry.original.source == nil && entry.original.destination == nil && !protoKnown {
+      // key=value text without a tuple: `conntrack -S` statistics and the like.
+      return .issue(
+        InputIssue(
+          kind: .unsupported, line: number,
+          message: "not a conntrack entry: \(Bytes.text(line, limit: 40))"))
+    }
 
     if !protoKnown {
       // The start of the line is missing; the first number left is the protocol number.
