@@ -37,7 +37,6 @@ public struct ConnectionAnalyzer {
     var clientIndex: [IPAddress: Int] = [:]
     var clientAddresses: [IPAddress] = []
     var clients: [ClientTally] = []
-    var droppedClients: Set<IPAddress> = []
     var droppedClientConnections = 0
     var connections = 0
     var failed = 0
@@ -112,7 +111,6 @@ public struct ConnectionAnalyzer {
     if let known = service.clientIndex[client] {
       service.clients[known].add(Int32(index))
     } else if service.clients.count >= options.maxClientsPerService {
-      service.droppedClients.insert(client)
       service.droppedClientConnections += 1
     } else {
       service.clientIndex[client] = service.clients.count
@@ -214,7 +212,6 @@ public struct ConnectionAnalyzer {
     return ServiceResult(
       name: nil, frontends: [key.frontend], proto: key.proto, affinity: nil,
       externalTrafficPolicy: nil, backends: backends, clients: clients,
-      droppedClients: tally.droppedClients.count,
       droppedClientConnections: tally.droppedClientConnections, distribution: distribution,
       connections: total, failedConnections: tally.failed,
       sourceTranslatedConnections: tally.sourceTranslated)
@@ -303,28 +300,13 @@ public struct DistributionJudge: Sendable {
     d.imbalanced = significant && practical
     if d.imbalanced {
       d.verdict =
-        "imbalanced: \(pText(d.pValue ?? 0)) (α = \(format(options.alpha))) and effect size w = \(format(d.effectSize ?? 0)) (at least \(format(options.minEffectSize)))"
+        "imbalanced: \(NumberText.pValue(d.pValue ?? 0)) (α = \(NumberText.decimal(options.alpha, places: 4))) and effect size w = \(NumberText.decimal(d.effectSize ?? 0, places: 4)) (at least \(NumberText.decimal(options.minEffectSize, places: 4)))"
     } else if significant {
       d.verdict =
-        "balanced in practice: the deviation is significant (\(pText(d.pValue ?? 0))) but small (w = \(format(d.effectSize ?? 0)) < \(format(options.minEffectSize)))"
+        "balanced in practice: the deviation is significant (\(NumberText.pValue(d.pValue ?? 0))) but small (w = \(NumberText.decimal(d.effectSize ?? 0, places: 4)) < \(NumberText.decimal(options.minEffectSize, places: 4)))"
     } else {
-      d.verdict = "balanced: consistent with \(expectation) (\(pText(d.pValue ?? 1)))"
+      d.verdict = "balanced: consistent with \(expectation) (\(NumberText.pValue(d.pValue ?? 1)))"
     }
     return d
   }
-}
-
-/// `p = 0.0123`, or `p < 0.0001` for tiny values.
-func pText(_ p: Double) -> String {
-  p < 0.0001 ? "p < 0.0001" : "p = \(format(p))"
-}
-
-/// Short, locale-free number text for verdicts.
-func format(_ value: Double) -> String {
-  if value == 0 { return "0" }
-  if value < 0.0001 { return "<0.0001" }
-  let rounded = (value * 10_000).rounded() / 10_000
-  var text = String(rounded)
-  if text.hasSuffix(".0") { text.removeLast(2) }
-  return text
 }

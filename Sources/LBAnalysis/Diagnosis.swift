@@ -60,7 +60,7 @@ struct Diagnosis {
         Finding(
           code: "backend-failing", severity: share >= 0.5 ? .critical : .warning, service: label,
           summary:
-            "backend \(backend.address) of \(frontend) failed \(failed) of \(backend.connections) connections (\(percent(share))): refused, reset or never answered",
+            "backend \(backend.address) of \(frontend) failed \(failed) of \(backend.connections) connections (\(NumberText.percent(share))): refused, reset or never answered",
           evidence: [
             "\(failed) connections to \(backend.address) without an answer or closed in the handshake ([UNREPLIED], SYN_SENT, CLOSE before ESTABLISHED)"
           ],
@@ -92,14 +92,14 @@ struct Diagnosis {
       ]
       if let busiest {
         evidence.append(
-          "busiest backend \(busiest.address) has \(percent(busiest.observedShare ?? 0)) of connections where \(percent(expectedShare)) was expected"
+          "busiest backend \(busiest.address) has \(NumberText.percent(busiest.observedShare ?? 0)) of connections where \(NumberText.percent(expectedShare)) was expected"
         )
       }
       findings.append(
         Finding(
           code: "affinity-concentrates-traffic", severity: severity, service: label,
           summary:
-            "\(frontend): \(percent(Double(stickyConnections) / Double(service.connections))) of connections come from \(stickyClients.count) client addresses that each stick to one backend (observed ClientIP affinity), so a few busy addresses decide the load of a few backends",
+            "\(frontend): \(NumberText.percent(Double(stickyConnections) / Double(service.connections))) of connections come from \(stickyClients.count) client addresses that each stick to one backend (observed ClientIP affinity), so a few busy addresses decide the load of a few backends",
           evidence: evidence,
           remediation:
             "\(lookup); if it has `sessionAffinity: ClientIP` and its clients arrive through NAT gateways, drop it (`kubectl -n NAMESPACE patch svc NAME -p '{\"spec\":{\"sessionAffinity\":\"None\"}}'`), shorten `sessionAffinityConfig.clientIP.timeoutSeconds`, or move stickiness to a cookie at the ingress"
@@ -109,7 +109,7 @@ struct Diagnosis {
         Finding(
           code: "imbalanced-distribution", severity: severity, service: label,
           summary:
-            "\(frontend): connections are spread unevenly over \(service.backends.count) backends (max/min \(d.maxMinRatio.map(format) ?? "∞")) and no sticky clients explain it",
+            "\(frontend): connections are spread unevenly over \(service.backends.count) backends (max/min \(d.maxMinRatio.map { NumberText.decimal($0, places: 2) } ?? "∞")) and no sticky clients explain it",
           evidence: [d.verdict] + service.backends.map { "\($0.address): \($0.connections) connections" },
           remediation:
             "\(lookup); compare with the rules (`iptables-save -t nat | grep KUBE-SVC`, `lbscope rules`) for stale probabilities or weights, and check whether long-lived connections pin load"
@@ -131,11 +131,4 @@ struct Diagnosis {
     }
     return findings
   }
-}
-
-func percent(_ share: Double) -> String {
-  let value = (share * 1000).rounded() / 10
-  var text = String(value)
-  if text.hasSuffix(".0") { text.removeLast(2) }
-  return text + "%"
 }

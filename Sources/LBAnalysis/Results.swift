@@ -93,8 +93,8 @@ public struct ServiceResult: Sendable {
   public var externalTrafficPolicy: String?
   public var backends: [BackendResult]
   public var clients: [ClientResult]
-  /// Clients not kept because of `maxClientsPerService`, with their connections.
-  public var droppedClients = 0
+  /// Connections of clients not kept because of `maxClientsPerService`. Their number is not
+  /// counted: remembering which clients were dropped would need the memory the limit saves.
   public var droppedClientConnections = 0
   public var distribution: Distribution
   public var connections: Int

@@ -63,6 +63,7 @@ public enum Statistics {
     if k > n { return 0 }
     if p <= 0 { return 0 }
     if p >= 1 { return 1 }
+    if k == n { return pow(p, Double(n)) }  // all n: the common case for sticky clients
     return regularizedBeta(p, Double(k), Double(n - k + 1))
   }
 

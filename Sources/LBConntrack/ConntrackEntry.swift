@@ -64,6 +64,8 @@ public struct ConntrackEntry: Sendable {
   public var eventTime: Double?
   /// 1-based line the entry came from.
   public var line: Int = 0
+  /// Bare words were skipped after the tuples (vendor additions, or text pasted into the line).
+  public var strayWords = false
 
   public init() {}
 

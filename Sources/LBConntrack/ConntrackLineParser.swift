@@ -197,7 +197,10 @@ public enum ConntrackLineParser {
         continue
       }
 
-      if inBody { continue }  // vendor words after the tuples
+      if inBody {  // vendor words after the tuples
+        entry.strayWords = true
+        continue
+      }
 
       // Header words.
       if let number = Bytes.decimal(token) {

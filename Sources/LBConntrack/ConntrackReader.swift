@@ -132,26 +132,15 @@ public struct ConntrackReader {
               message: "line longer than \(limits.maxLineLength) bytes"))
           return
         }
-        if let base = line.baseAddress, memchr(base, 0, line.count) != nil {
+        func binary() -> Bool {
+          guard let base = line.baseAddress, memchr(base, 0, line.count) != nil else { return false }
           binaryLines += 1
           summary.records += 1
           summary.record(InputIssue(kind: .malformed, line: number, message: "binary data (NUL bytes)"))
-          return
+          return true
         }
         if format == .xml {
-          xml.feed(line, number: number, emit: handle)
-          return
-        }
-        // `conntrack -L > f 2>&1` can put the unbuffered summary line inside a buffered entry:
-        // "tcp … spoconntrack v1.4.7 (conntrack-tools): 9 flow entries have been shown.\nrt=…".
-        // Take the summary out and join the entry's two halves.
-        if let split = SummarySplit(line) {
-          handle(ConntrackLineParser.parse(split.summary, number: number))
-          if !split.before.isEmpty {
-            spliced.removeAll(keepingCapacity: true)
-            spliced.append(contentsOf: split.before)
-            splicedLine = number
-          }
+          if !binary() { xml.feed(line, number: number, emit: handle) }
           return
         }
         if splicedLine != 0 {
@@ -161,7 +150,28 @@ public struct ConntrackReader {
           splicedLine = 0
           return
         }
-        handle(ConntrackLineParser.parse(line, number: number))
+        let outcome = ConntrackLineParser.parse(line, number: number)
+        // Only a line that is not a clean entry is worth these extra scans.
+        var suspicious = false
+        switch outcome {
+        case .issue: suspicious = true
+        case .entry(let e), .recovered(let e, _): suspicious = e.strayWords
+        default: break
+        }
+        if suspicious {
+          if binary() { return }
+          // `conntrack -L > f 2>&1` can put the unbuffered summary line inside a buffered
+          // entry: "tcp … spoconntrack v1.4.7 (conntrack-tools): 9 flow entries have been
+          // shown.\nrt=…". Take the summary out and join the entry's two halves.
+          if let split = SummarySplit(line) {
+            handle(ConntrackLineParser.parse(split.summary, number: number))
+            spliced.removeAll(keepingCapacity: true)
+            spliced.append(contentsOf: split.before)
+            splicedLine = number
+            return
+          }
+        }
+        handle(outcome)
       }
     } catch {
       throw ConntrackReaderError(

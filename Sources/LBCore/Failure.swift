@@ -18,7 +18,7 @@ public protocol LocatedError: Error, CustomStringConvertible {
   var category: FailureCategory { get }
   /// The file (or `-`), if the error concerns one.
   var path: String? { get }
-  /// 1-based line, or byte offset when `isByteOffset`, if known.
+  /// 1-based line (text) or record number (binary), if known.
   var line: Int? { get }
   var reason: String { get }
   var hint: String { get }

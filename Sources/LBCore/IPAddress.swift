@@ -18,10 +18,7 @@ public struct IPv4Address: Hashable, Comparable, Sendable {
   /// Parses dotted-quad text; returns `nil` for anything else (no leading `+`, no octal, at most
   /// three digits per octet, each octet at most 255).
   public init?(_ text: String) {
-    var text = text
-    guard let parsed = text.withUTF8({ IPv4Address.parse(UnsafeRawBufferPointer($0)) }) else {
-      return nil
-    }
+    guard let parsed = parseUTF8(text, IPv4Address.parse) else { return nil }
     self = parsed
   }
 
@@ -128,10 +125,7 @@ public struct IPv6Address: Hashable, Comparable, Sendable {
   }
 
   public init?(_ text: String) {
-    var text = text
-    guard let parsed = text.withUTF8({ IPv6Address.parse(UnsafeRawBufferPointer($0)) }) else {
-      return nil
-    }
+    guard let parsed = parseUTF8(text, IPv6Address.parse) else { return nil }
     self = parsed
   }
 
@@ -221,6 +215,12 @@ public struct IPv6Address: Hashable, Comparable, Sendable {
   }
 }
 
+/// Runs a byte parser over a string's UTF-8 without copying when the string is contiguous.
+func parseUTF8<T>(_ text: String, _ parse: (UnsafeRawBufferPointer) -> T?) -> T? {
+  var text = text
+  return text.withUTF8 { parse(UnsafeRawBufferPointer($0)) }
+}
+
 @inline(__always)
 func hexValue(_ byte: UInt8) -> UInt8? {
   switch byte {
@@ -249,10 +249,7 @@ public enum IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible {
   }
 
   public init?(_ text: String) {
-    var text = text
-    guard let parsed = text.withUTF8({ IPAddress.parse(UnsafeRawBufferPointer($0)) }) else {
-      return nil
-    }
+    guard let parsed = parseUTF8(text, IPAddress.parse) else { return nil }
     self = parsed
   }
 

@@ -69,7 +69,8 @@ public indirect enum JSON: Sendable, Equatable {
     if scaled == 0 { return "0" }
     let negative = scaled < 0
     let magnitude = abs(scaled)
-    guard magnitude < 9e18 else { return String(Int64(clamping: Int64(value.rounded()))) }
+    // Beyond what six decimals in an Int64 can hold, Swift's shortest form (`1e+20`) is valid JSON.
+    guard magnitude < 9e18 else { return value.description }
     let units = UInt64(magnitude)
     let whole = units / 1_000_000
     var fraction = String(units % 1_000_000)

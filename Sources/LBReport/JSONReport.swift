@@ -82,7 +82,7 @@ public enum JSONReport {
         "connections": .number(omitted.reduce(0) { $0 + $1.connections }),
       ]),
       "clientsDropped": .object([
-        "clients": .number(s.droppedClients), "connections": .number(s.droppedClientConnections),
+        "connections": .number(s.droppedClientConnections)
       ]),
       "distribution": distribution(s.distribution),
     ])

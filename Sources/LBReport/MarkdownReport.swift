@@ -73,21 +73,21 @@ public struct MarkdownReport {
       out += "|---|---:|---:|---:|---|---:|---:|---:|\n"
       for b in s.backends {
         let share = b.observedShare ?? 0
-        let interval = b.shareInterval.map { "\(pct($0.lower))–\(pct($0.upper))" } ?? "–"
-        out += "| `\(b.address)` | \(b.connections) | \(pct(share)) | \(interval) | \(bar(share)) | "
+        let interval = b.shareInterval.map { "\(NumberText.percent($0.lower))–\(NumberText.percent($0.upper))" } ?? "–"
+        out += "| `\(b.address)` | \(b.connections) | \(NumberText.percent(share)) | \(interval) | \(bar(share)) | "
         out +=
           "\(b.failedConnections.map(String.init) ?? "–") | \(b.packets.map(String.init) ?? "–") | \(b.bytes.map(String.init) ?? "–") |\n"
       }
       out += "\n"
       out += "Distribution over \(d.backendCount) backends (expected: \(inline(d.expectation))): "
       var stats: [String] = []
-      stats.append("max/min \(d.maxMinRatio.map(num) ?? "∞")")
-      if let r = d.maxMeanRatio { stats.append("max/mean \(num(r))") }
-      stats.append("CV \(num(d.coefficientOfVariation))")
-      stats.append("Gini \(num(d.gini))")
-      if let chi = d.chiSquare, let df = d.degreesOfFreedom { stats.append("χ² \(num(chi)) (df \(df))") }
-      if let p = d.pValue { stats.append("p \(pvalue(p))") }
-      if let w = d.effectSize { stats.append("w \(num(w))") }
+      stats.append("max/min \(d.maxMinRatio.map(decimal2) ?? "∞")")
+      if let r = d.maxMeanRatio { stats.append("max/mean \(decimal2(r))") }
+      stats.append("CV \(decimal2(d.coefficientOfVariation))")
+      stats.append("Gini \(decimal2(d.gini))")
+      if let chi = d.chiSquare, let df = d.degreesOfFreedom { stats.append("χ² \(decimal2(chi)) (df \(df))") }
+      if let p = d.pValue { stats.append("\(NumberText.pValue(p))") }
+      if let w = d.effectSize { stats.append("w \(decimal2(w))") }
       out += stats.joined(separator: ", ") + ".\n\n"
 
       if !s.clients.isEmpty {
@@ -98,7 +98,7 @@ public struct MarkdownReport {
           let backends = c.backends.map { "`\($0.backend)` ×\($0.connections)" }.joined(separator: ", ")
           let sticky: String
           switch c.sticky {
-          case true?: sticky = "yes (p \(pvalue(c.stickyPValue ?? 0)))"
+          case true?: sticky = "yes (\(NumberText.pValue(c.stickyPValue ?? 0)))"
           case false?: sticky = "no"
           case nil: sticky = "too few to tell"
           }
@@ -109,9 +109,9 @@ public struct MarkdownReport {
           let restConnections = rest.reduce(0) { $0 + $1.connections }
           out += "| … \(rest.count) more | \(restConnections) | | |\n"
         }
-        if s.droppedClients > 0 {
+        if s.droppedClientConnections > 0 {
           out +=
-            "\n\(s.droppedClients) further client(s) with \(s.droppedClientConnections) connection(s) were counted but not kept (client limit per service reached).\n"
+            "\n\(s.droppedClientConnections) further connection(s) came from clients past the per-service client limit; they count in the backend table but not here.\n"
         }
         out += "\n"
       }
@@ -160,28 +160,7 @@ public struct MarkdownReport {
     return full + partials[eighths % 8]
   }
 
-  func pct(_ share: Double) -> String {
-    let value = (share * 1000).rounded() / 10
-    return String(format1(value)) + "%"
-  }
-
-  func num(_ value: Double) -> String {
-    let rounded = (value * 100).rounded() / 100
-    var text = String(rounded)
-    if text.hasSuffix(".0") { text.removeLast(2) }
-    return text
-  }
-
-  func pvalue(_ p: Double) -> String {
-    if p < 0.0001 { return "< 0.0001" }
-    return "= " + String((p * 10_000).rounded() / 10_000)
-  }
-
-  func format1(_ value: Double) -> String {
-    var text = String(value)
-    if text.hasSuffix(".0") { text.removeLast(2) }
-    return text
-  }
+  func decimal2(_ value: Double) -> String { NumberText.decimal(value, places: 2) }
 
   /// Text on one line, for paragraphs and list items.
   func inline(_ text: String) -> String {

@@ -18,11 +18,6 @@ struct Failure: Error, CustomStringConvertible {
     code = Failure.exitCode(for: error.category)
   }
 
-  init(message: String, code: Int32) {
-    self.message = message
-    self.code = code
-  }
-
   var description: String { message }
 
   static let findings: Int32 = 1
@@ -31,7 +26,6 @@ struct Failure: Error, CustomStringConvertible {
   static let unreadableInput: Int32 = 66
   static let cannotWrite: Int32 = 73
   static let missingPrivilege: Int32 = 77
-  static let interrupted: Int32 = 130
 
   static func exitCode(for category: FailureCategory) -> Int32 {
     switch category {

@@ -91,6 +91,18 @@ import Testing
     #expect(observations.first?.original.source.port == 41001)
   }
 
+  @Test func joinsAnEntrySplitBySummaryAfterItsTuples() throws {
+    let text = """
+      tcp      6 117 TIME_WAIT src=10.0.0.1 dst=10.96.0.10 sport=41001 dport=80 src=10.244.1.2 dst=10.0.0.1 sport=8080 dport=41001 [ASSURED] mconntrack v1.4.7 (conntrack-tools): 1 flow entries have been shown.
+      ark=0 use=1
+
+      """
+    let (summary, observations) = try readText(text)
+    #expect(summary.issueCount == 0)
+    #expect(observations.count == 1)
+    #expect(summary.notes.contains("conntrack reported 1 flow entries"))
+  }
+
   @Test func rejectsBinaryGarbageAsNotConntrack() throws {
     var bytes = [UInt8](repeating: 0, count: 4096)
     for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) }

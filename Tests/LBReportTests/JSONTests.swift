@@ -14,6 +14,7 @@ import Testing
     #expect(JSON.double(-2.5).rendered() == "-2.5\n")
     #expect(JSON.double(123456789.0).rendered() == "123456789\n")
     #expect(JSON.double(.nan).rendered() == "null\n")
+    #expect(JSON.double(1e20).rendered() == "1e+20\n", "too large for fixed decimals, still valid JSON")
   }
 
   @Test func escapesStrings() {
