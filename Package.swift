@@ -35,6 +35,12 @@ let package = Package(
       dependencies: ["LBCore", .product(name: "SystemPackage", package: "swift-system")]
     ),
 
+    // kube-proxy's datapaths (iptables-save, nftables, IPVS, xt_recent) into one RuleSet.
+    .target(
+      name: "LBRules",
+      dependencies: ["LBCore", "LBConntrack", .product(name: "SystemPackage", package: "swift-system")]
+    ),
+
     // Analyses: core values in, core values out.
     .target(name: "LBAnalysis", dependencies: ["LBCore"], exclude: ["README.md"]),
 
@@ -53,6 +59,7 @@ let package = Package(
 
     .testTarget(name: "LBCoreTests", dependencies: ["LBCore"]),
     .testTarget(name: "LBConntrackTests", dependencies: ["LBCore", "LBConntrack"]),
+    .testTarget(name: "LBRulesTests", dependencies: ["LBCore", "LBRules"]),
     .testTarget(name: "LBAnalysisTests", dependencies: ["LBCore", "LBAnalysis", "LBConntrack"]),
     .testTarget(
       name: "LBReportTests", dependencies: ["LBCore", "LBAnalysis", "LBReport", "LBConntrack"],
