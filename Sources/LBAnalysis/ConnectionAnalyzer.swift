@@ -8,15 +8,58 @@ import LBCore
 /// from its original destination was DNATed, so the original destination is a Service frontend
 /// and the translated one the backend; one whose translated source differs from its original
 /// source was SNATed, and the translated source stands for the original.
-public struct ConnectionAnalyzer {
+public struct ConnectionAnalyzer: Sendable {
   public let options: AnalysisOptions
 
-  struct ServiceKey: Hashable {
+  /// A Service frontend: protocol and original destination.
+  struct ServiceKey: IndexKey {
     var proto: TransportProtocol
     var frontend: Endpoint
+    var bits: UInt64 { frontend.indexBits &* 31 ^ UInt64(proto.rawValue) }
   }
 
-  struct BackendTally {
+  /// A frontend together with one backend: the unit a DNATed connection is counted under.
+  struct RouteKey: IndexKey {
+    var service: ServiceKey
+    var backend: Endpoint
+    var bits: UInt64 { mix(service.bits) ^ backend.indexBits }
+  }
+
+  /// A client address within one service.
+  struct ClientKey: IndexKey {
+    var service: Int32
+    var address: IPAddress
+    var bits: UInt64 { address.indexBits &* 0x1_0000_0001 ^ UInt64(UInt32(bitPattern: service)) }
+  }
+
+  /// A (client, backend) pair, both as indices.
+  struct PairKey: IndexKey {
+    var raw: UInt64
+    var bits: UInt64 { raw }
+  }
+
+  struct AddressKey: IndexKey {
+    var address: IPAddress
+    var bits: UInt64 { address.indexBits }
+  }
+
+  /// An original source behind one translated address.
+  struct SourceKey: IndexKey {
+    var translated: Int32
+    var address: IPAddress
+    var bits: UInt64 { address.indexBits &* 0x1_0000_0001 ^ UInt64(UInt32(bitPattern: translated)) }
+  }
+
+  struct ServiceTally: Sendable {
+    var connections = 0
+    var failed = 0
+    var sourceTranslated = 0
+    var clients = 0
+    var droppedClientConnections = 0
+  }
+
+  struct BackendTally: Sendable {
+    var service: Int32
     var connections = 0
     var failed = 0
     var packets: UInt64 = 0
@@ -24,36 +67,30 @@ public struct ConnectionAnalyzer {
     var hasCounters = false
   }
 
-  struct ClientTally {
+  struct TranslatedTally: Sendable {
     var connections = 0
-    /// Indices into the service's backend list, with counts; a handful per client.
-    var backends: [(index: Int32, count: Int32)] = []
-  }
-
-  final class ServiceTally {
-    var backendIndex: [Endpoint: Int] = [:]
-    var backendAddresses: [Endpoint] = []
-    var backends: [BackendTally] = []
-    var clientIndex: [IPAddress: Int] = [:]
-    var clientAddresses: [IPAddress] = []
-    var clients: [ClientTally] = []
-    var droppedClientConnections = 0
-    var connections = 0
-    var failed = 0
-    var sourceTranslated = 0
-  }
-
-  final class TranslatedTally {
-    var sources: Set<IPAddress> = []
+    var sources = 0
     var full = false
-    var connections = 0
   }
 
-  var services: [ServiceKey: ServiceTally] = [:]
-  var translated: [IPAddress: TranslatedTally] = [:]
+  // Services, their backends (one per route), their clients and client–backend pairs, as dense
+  // indices into flat arrays; see `HashIndex` for why not dictionaries.
+  var serviceIndex = HashIndex<ServiceKey>()
+  var serviceTallies: [ServiceTally] = []
+  var routeIndex = HashIndex<RouteKey>(minimumCapacity: 1024)
+  var backendTallies: [BackendTally] = []
+  var clientIndex = HashIndex<ClientKey>(minimumCapacity: 1 << 14)
+  /// Per client: its service and its connections.
+  var clientService: [Int32] = []
+  var clientConnections: [Int32] = []
+  var pairIndex = HashIndex<PairKey>(minimumCapacity: 1 << 14)
+  var pairCounts: [Int32] = []
+  var translatedIndex = HashIndex<AddressKey>()
+  var translatedTallies: [TranslatedTally] = []
+  var sourceIndex = HashIndex<SourceKey>(minimumCapacity: 1024)
+  var filteredOut = HashIndex<ServiceKey>()
   var connections = 0
   var withoutDNAT = 0
-  var filteredOut: Set<ServiceKey> = []
 
   public init(options: AnalysisOptions = AnalysisOptions()) {
     self.options = options
@@ -62,81 +99,183 @@ public struct ConnectionAnalyzer {
   /// Adds one connection.
   public mutating func add(_ observation: ConnectionObservation) {
     connections += 1
-    if observation.isSourceTranslated {
-      let tally = Self.entry(in: &translated, for: observation.translated.source.address) {
-        TranslatedTally()
-      }
-      tally.connections += 1
-      if !tally.full {
-        tally.sources.insert(observation.original.source.address)
-        if tally.sources.count >= options.maxSourcesPerTranslatedAddress { tally.full = true }
-      }
+    let sourceTranslated = observation.isSourceTranslated
+    if sourceTranslated {
+      addTranslated(observation.translated.source.address, source: observation.original.source.address)
     }
     guard observation.isDestinationTranslated else {
       withoutDNAT += 1
       return
     }
-    let key = ServiceKey(proto: observation.original.proto, frontend: observation.frontend)
-    if let wanted = options.service, wanted != key.frontend {
-      filteredOut.insert(key)
-      return
+    let service = ServiceKey(proto: observation.original.proto, frontend: observation.frontend)
+    guard let backend = backendIndex(RouteKey(service: service, backend: observation.backend)) else {
+      return  // left out by --service
     }
-    let service = Self.entry(in: &services, for: key) { ServiceTally() }
     let failed = observation.failed
-    service.connections += 1
-    if failed { service.failed += 1 }
-    if observation.isSourceTranslated { service.sourceTranslated += 1 }
+    let serviceNumber = Int(backendTallies[Int(backend)].service)
+    serviceTallies[serviceNumber].connections += 1
+    if failed { serviceTallies[serviceNumber].failed += 1 }
+    if sourceTranslated { serviceTallies[serviceNumber].sourceTranslated += 1 }
 
-    let backend = observation.backend
-    let index: Int
-    if let known = service.backendIndex[backend] {
-      index = known
-    } else {
-      index = service.backends.count
-      service.backendIndex[backend] = index
-      service.backendAddresses.append(backend)
-      service.backends.append(BackendTally())
-    }
-    service.backends[index].connections += 1
-    if failed { service.backends[index].failed += 1 }
+    backendTallies[Int(backend)].connections += 1
+    if failed { backendTallies[Int(backend)].failed += 1 }
     let o = observation.originalCounters
     let r = observation.replyCounters
     if o.packets != nil || r.packets != nil || o.bytes != nil || r.bytes != nil {
-      service.backends[index].hasCounters = true
-      service.backends[index].packets &+= (o.packets ?? 0) &+ (r.packets ?? 0)
-      service.backends[index].bytes &+= (o.bytes ?? 0) &+ (r.bytes ?? 0)
+      backendTallies[Int(backend)].hasCounters = true
+      backendTallies[Int(backend)].packets &+= (o.packets ?? 0) &+ (r.packets ?? 0)
+      backendTallies[Int(backend)].bytes &+= (o.bytes ?? 0) &+ (r.bytes ?? 0)
     }
+    guard
+      let client = clientIndex(
+        ClientKey(service: Int32(serviceNumber), address: observation.client.address), count: 1)
+    else { return }
+    addPair(client: client, backend: backend, count: 1)
+  }
 
-    let client = observation.client.address
-    if let known = service.clientIndex[client] {
-      service.clients[known].add(Int32(index))
-    } else if service.clients.count >= options.maxClientsPerService {
-      service.droppedClientConnections += 1
-    } else {
-      service.clientIndex[client] = service.clients.count
-      service.clientAddresses.append(client)
-      var tally = ClientTally()
-      tally.add(Int32(index))
-      service.clients.append(tally)
+  /// The backend (route) index for `key`, made on first use; `nil` when `--service` leaves the
+  /// frontend out.
+  @inline(__always)
+  mutating func backendIndex(_ key: RouteKey) -> Int32? {
+    if let known = routeIndex.find(key) { return known }
+    if let wanted = options.service, wanted != key.service.frontend {
+      _ = filteredOut.insert(key.service)
+      return nil
+    }
+    let (service, newService) = serviceIndex.insert(key.service)
+    if newService { serviceTallies.append(ServiceTally()) }
+    let (index, _) = routeIndex.insert(key)
+    backendTallies.append(BackendTally(service: service))
+    return index
+  }
+
+  /// The client index for `key`, made on first use and credited with `count` connections;
+  /// `nil` when the service already holds `maxClientsPerService` clients.
+  @inline(__always)
+  mutating func clientIndex(_ key: ClientKey, count: Int32) -> Int32? {
+    if let known = clientIndex.find(key) {
+      clientConnections[Int(known)] += count
+      return known
+    }
+    let service = Int(key.service)
+    guard serviceTallies[service].clients < options.maxClientsPerService else {
+      serviceTallies[service].droppedClientConnections += Int(count)
+      return nil
+    }
+    serviceTallies[service].clients += 1
+    let (index, _) = clientIndex.insert(key)
+    clientService.append(key.service)
+    clientConnections.append(count)
+    return index
+  }
+
+  @inline(__always)
+  mutating func addPair(client: Int32, backend: Int32, count: Int32) {
+    let key = PairKey(raw: UInt64(UInt32(bitPattern: client)) << 32 | UInt64(UInt32(bitPattern: backend)))
+    let (index, inserted) = pairIndex.insert(key)
+    if inserted { pairCounts.append(count) } else { pairCounts[Int(index)] += count }
+  }
+
+  mutating func addTranslated(_ address: IPAddress, source: IPAddress, connections count: Int = 1) {
+    let (index, inserted) = translatedIndex.insert(AddressKey(address: address))
+    if inserted { translatedTallies.append(TranslatedTally()) }
+    translatedTallies[Int(index)].connections += count
+    addSource(source, to: index)
+  }
+
+  mutating func addSource(_ source: IPAddress, to index: Int32) {
+    guard !translatedTallies[Int(index)].full else { return }
+    if sourceIndex.insert(SourceKey(translated: index, address: source)).inserted {
+      translatedTallies[Int(index)].sources += 1
+      if translatedTallies[Int(index)].sources >= options.maxSourcesPerTranslatedAddress {
+        translatedTallies[Int(index)].full = true
+      }
     }
   }
 
-  /// The tally kept under `key`, made on first use. Tallies are classes, so the caller updates
-  /// them in place without a second lookup.
-  static func entry<Key: Hashable, Tally: AnyObject>(
-    in tallies: inout [Key: Tally], for key: Key, make: () -> Tally
-  ) -> Tally {
-    if let existing = tallies[key] { return existing }
-    let made = make()
-    tallies[key] = made
-    return made
+  /// Adds everything `other` counted, as if its connections had been added here. Readers that
+  /// split one input over several threads give each an analyzer and merge them at the end.
+  ///
+  /// Totals are exact. Only at the per-service client cap can the clients kept differ from a
+  /// single pass (each part fills the cap in its own order).
+  /// Locations are not kept, so `lineOffset` does not matter here.
+  public mutating func merge(_ other: ConnectionAnalyzer, lineOffset: Int = 0) {
+    connections += other.connections
+    withoutDNAT += other.withoutDNAT
+    for key in other.filteredOut.keys { _ = filteredOut.insert(key) }
+
+    var serviceMap = [Int32](repeating: 0, count: other.serviceIndex.count)
+    for (i, key) in other.serviceIndex.keys.enumerated() {
+      let (index, inserted) = serviceIndex.insert(key)
+      if inserted { serviceTallies.append(ServiceTally()) }
+      serviceMap[i] = index
+      let theirs = other.serviceTallies[i]
+      serviceTallies[Int(index)].connections += theirs.connections
+      serviceTallies[Int(index)].failed += theirs.failed
+      serviceTallies[Int(index)].sourceTranslated += theirs.sourceTranslated
+      serviceTallies[Int(index)].droppedClientConnections += theirs.droppedClientConnections
+    }
+    var backendMap = [Int32](repeating: 0, count: other.routeIndex.count)
+    for (i, key) in other.routeIndex.keys.enumerated() {
+      let theirs = other.backendTallies[i]
+      let (index, inserted) = routeIndex.insert(key)
+      if inserted { backendTallies.append(BackendTally(service: serviceMap[Int(theirs.service)])) }
+      backendMap[i] = index
+      backendTallies[Int(index)].connections += theirs.connections
+      backendTallies[Int(index)].failed += theirs.failed
+      backendTallies[Int(index)].packets &+= theirs.packets
+      backendTallies[Int(index)].bytes &+= theirs.bytes
+      backendTallies[Int(index)].hasCounters = backendTallies[Int(index)].hasCounters || theirs.hasCounters
+    }
+    var clientMap = [Int32](repeating: -1, count: other.clientIndex.count)
+    for (i, key) in other.clientIndex.keys.enumerated() {
+      let mapped = ClientKey(service: serviceMap[Int(key.service)], address: key.address)
+      clientMap[i] = clientIndex(mapped, count: other.clientConnections[i]) ?? -1
+    }
+    for (i, key) in other.pairIndex.keys.enumerated() {
+      let client = clientMap[Int(key.raw >> 32)]
+      guard client >= 0 else { continue }
+      let backend = backendMap[Int(key.raw & 0xFFFF_FFFF)]
+      addPair(client: client, backend: backend, count: other.pairCounts[i])
+    }
+    var translatedMap = [Int32](repeating: 0, count: other.translatedIndex.count)
+    for (i, key) in other.translatedIndex.keys.enumerated() {
+      let (index, inserted) = translatedIndex.insert(key)
+      if inserted { translatedTallies.append(TranslatedTally()) }
+      translatedMap[i] = index
+      translatedTallies[Int(index)].connections += other.translatedTallies[i].connections
+      if other.translatedTallies[i].full { translatedTallies[Int(index)].full = true }
+    }
+    for key in other.sourceIndex.keys {
+      addSource(key.address, to: translatedMap[Int(key.translated)])
+    }
   }
 
   /// Finishes the analysis: distributions, stickiness, findings.
   public func finish(inputs: [InputSummary]) -> AnalysisResult {
+    // Backends and clients grouped by service; pairs grouped by client.
+    var backendsOf = [[Int32]](repeating: [], count: serviceIndex.count)
+    for (b, tally) in backendTallies.enumerated() { backendsOf[Int(tally.service)].append(Int32(b)) }
+    var clientsOf = [[Int32]](repeating: [], count: serviceIndex.count)
+    for (c, service) in clientService.enumerated() { clientsOf[Int(service)].append(Int32(c)) }
+    var pairStart = [Int32](repeating: 0, count: clientIndex.count + 1)
+    for key in pairIndex.keys { pairStart[Int(key.raw >> 32) + 1] += 1 }
+    for c in 0..<clientIndex.count { pairStart[c + 1] += pairStart[c] }
+    var fill = pairStart
+    var pairsByClient = [(backend: Int32, count: Int32)](repeating: (0, 0), count: pairIndex.count)
+    for (i, key) in pairIndex.keys.enumerated() {
+      let c = Int(key.raw >> 32)
+      pairsByClient[Int(fill[c])] = (Int32(truncatingIfNeeded: key.raw & 0xFFFF_FFFF), pairCounts[i])
+      fill[c] += 1
+    }
+
+    var position = [Int32](repeating: 0, count: backendTallies.count)
     var results: [ServiceResult] = []
-    for (key, tally) in services {
-      results.append(serviceResult(key: key, tally: tally))
+    for (s, key) in serviceIndex.keys.enumerated() {
+      results.append(
+        serviceResult(
+          key: key, tally: serviceTallies[s], backends: backendsOf[s], clients: clientsOf[s],
+          pairStart: pairStart, pairs: pairsByClient, position: &position))
     }
     results.sort { lhs, rhs in
       switch (lhs.name, rhs.name) {
@@ -149,14 +288,17 @@ public struct ConnectionAnalyzer {
         return (l, lhs.proto) < (r, rhs.proto)
       }
     }
+
+    var sourcesOf = [[IPAddress]](repeating: [], count: translatedIndex.count)
+    for key in sourceIndex.keys { sourcesOf[Int(key.translated)].append(key.address) }
     var translatedResults: [TranslatedSourceResult] = []
-    for (address, tally) in translated {
-      let sorted = tally.sources.sorted()
+    for (t, key) in translatedIndex.keys.enumerated() {
+      let tally = translatedTallies[t]
       translatedResults.append(
         TranslatedSourceResult(
-          address: address, originalSourceCount: tally.sources.count,
+          address: key.address, originalSourceCount: tally.sources,
           originalSourceCountIsLowerBound: tally.full, connections: tally.connections,
-          estimatedHosts: nil, exampleSources: Array(sorted.prefix(5))))
+          estimatedHosts: nil, exampleSources: Array(sourcesOf[t].sorted().prefix(5))))
     }
     translatedResults.sort { $0.address < $1.address }
 
@@ -168,45 +310,52 @@ public struct ConnectionAnalyzer {
     return result
   }
 
-  func serviceResult(key: ServiceKey, tally: ServiceTally) -> ServiceResult {
+  func serviceResult(
+    key: ServiceKey, tally: ServiceTally, backends backendIDs: [Int32], clients clientIDs: [Int32],
+    pairStart: [Int32], pairs: [(backend: Int32, count: Int32)], position: inout [Int32]
+  ) -> ServiceResult {
     let total = tally.connections
-    let k = tally.backends.count
-    let expected = [Double](repeating: k > 0 ? 1 / Double(k) : 0, count: k)
-
+    // Backends sorted by address, as the contract asks; the distribution follows that order.
+    let ordered = backendIDs.sorted {
+      routeIndex.keys[Int($0)].backend < routeIndex.keys[Int($1)].backend
+    }
+    let k = ordered.count
     var backends: [BackendResult] = []
-    for (index, address) in tally.backendAddresses.enumerated() {
-      let b = tally.backends[index]
+    for (i, id) in ordered.enumerated() {
+      position[Int(id)] = Int32(i)
+      let b = backendTallies[Int(id)]
       backends.append(
         BackendResult(
-          address: address, pod: nil, expectedShare: nil, expectedShareExternal: nil,
-          connections: b.connections,
+          address: routeIndex.keys[Int(id)].backend, pod: nil, expectedShare: nil,
+          expectedShareExternal: nil, connections: b.connections,
           observedShare: total > 0 ? Double(b.connections) / Double(total) : nil,
           shareInterval: Statistics.wilsonInterval(successes: b.connections, trials: total),
           failedConnections: b.failed, packets: b.hasCounters ? b.packets : nil,
           bytes: b.hasCounters ? b.bytes : nil, pinnedClients: nil))
     }
+    let expected = [Double](repeating: k > 0 ? 1 / Double(k) : 0, count: k)
 
     var clients: [ClientResult] = []
-    clients.reserveCapacity(tally.clients.count)
-    for (address, client) in zip(tally.clientAddresses, tally.clients) {
-      var perBackend = client.backends.map {
-        (backend: tally.backendAddresses[Int($0.index)], connections: Int($0.count))
+    clients.reserveCapacity(clientIDs.count)
+    var counts: [(index: Int32, count: Int32)] = []
+    for c in clientIDs {
+      counts.removeAll(keepingCapacity: true)
+      for p in Int(pairStart[Int(c)])..<Int(pairStart[Int(c) + 1]) {
+        counts.append((position[Int(pairs[p].backend)], pairs[p].count))
       }
-      perBackend.sort { $0.backend < $1.backend }
-      let (sticky, p) = stickiness(
-        connections: client.connections, counts: client.backends, expected: expected)
+      counts.sort { $0.index < $1.index }
+      let n = Int(clientConnections[Int(c)])
+      let (sticky, p) = stickiness(connections: n, counts: counts, expected: expected)
       clients.append(
         ClientResult(
-          address: address, connections: client.connections, backends: perBackend,
+          address: clientIndex.keys[Int(c)].address, connections: n,
+          backends: counts.map { (backend: backends[Int($0.index)].address, connections: Int($0.count)) },
           sticky: sticky, stickyPValue: p))
     }
     clients.sort { ($0.connections, $1.address) > ($1.connections, $0.address) }
 
-    // Backends sorted by address, as the contract asks; the distribution follows that order.
-    let order = backends.indices.sorted { backends[$0].address < backends[$1].address }
-    backends = order.map { backends[$0] }
     let distribution = DistributionJudge(options: options).judge(
-      counts: backends.map { $0.connections }, expectedShares: order.map { expected[$0] },
+      counts: backends.map { $0.connections }, expectedShares: expected,
       expectation: "equal split over the \(k) observed backends")
 
     return ServiceResult(
@@ -236,17 +385,6 @@ public struct ConnectionAnalyzer {
     let p = min(1, Double(k) * Statistics.binomialUpperTail(n: n, k: m, p: expected[Int(main.index)]))
     let dominant = Double(m) >= options.stickyDominance * Double(n)
     return (p < options.stickyAlpha && dominant, p)
-  }
-}
-
-extension ConnectionAnalyzer.ClientTally {
-  mutating func add(_ index: Int32) {
-    connections += 1
-    for i in backends.indices where backends[i].index == index {
-      backends[i].count += 1
-      return
-    }
-    backends.append((index, 1))
   }
 }
 
@@ -309,4 +447,8 @@ public struct DistributionJudge: Sendable {
     }
     return d
   }
+}
+
+extension ConnectionAnalyzer: ObservationSink {
+  public func makeEmpty() -> ConnectionAnalyzer { ConnectionAnalyzer(options: options) }
 }

@@ -1,3 +1,4 @@
+import Dispatch
 import LBCore
 import SystemPackage
 
@@ -31,6 +32,8 @@ public struct ConntrackReadLimits: Sendable {
   /// Connections of an event stream kept open at once (between `[NEW]` and `[DESTROY]`).
   /// Past it, the oldest open connection is closed early and counted in the input's notes.
   public var maxOpenEventConnections = 1_000_000
+  /// The smallest part of a file worth a thread of its own in a parallel read.
+  public var minimumPartBytes: Int64 = 8 << 20
 
   public init() {}
 }
@@ -76,111 +79,306 @@ public struct ConntrackReader {
     descriptor: FileDescriptor, path: String, input: Int,
     observe: (ConnectionObservation) -> Void
   ) throws(ConntrackReaderError) -> InputSummary {
-    var summary = InputSummary(path: path, kind: .conntrack)
-    var events = EventAssembler(limit: limits.maxOpenEventConnections)
-    var xml = ConntrackXMLAssembler()
-    var format: Format = .unknown
-    var sawEvents = false
-    var binaryLines = 0
-    var usefulLines = 0
-    var spliced: [UInt8] = []
-    var splicedLine = 0
-
-    func handle(_ outcome: ConntrackLine) {
-      switch outcome {
-      case .blank:
-        return
-      case .summary(let declared):
-        if let declared { summary.notes.append("conntrack reported \(declared) flow entries") }
-        return
-      case .issue(let issue):
-        summary.records += 1
-        summary.record(issue)
-      case .entry(let entry):
-        summary.records += 1
-        usefulLines += 1
-        take(entry)
-      case .recovered(let entry, let issue):
-        summary.records += 1
-        usefulLines += 1
-        summary.record(issue)
-        take(entry)
-      }
-    }
-
-    func take(_ entry: ConntrackEntry) {
-      if let event = entry.event {
-        sawEvents = true
-        events.add(entry, event: event, input: input, emit: observe)
-      } else if let observation = entry.observation(input: input) {
-        observe(observation)
-      }
-    }
-
+    var pass = TextPass(path: path, input: input, limits: limits, part: false)
     let reader = LineReader(descriptor: descriptor, maxLineLength: limits.maxLineLength)
     do {
       try reader.forEachLine { line, number, overlong in
-        if format == .unknown {
-          guard let first = line.firstIndex(where: { !Bytes.isSpace($0) }) else { return }
-          format = line[first] == 0x3C ? .xml : .text  // "<"
-        }
-        if overlong {
-          summary.records += 1
-          summary.record(
-            InputIssue(
-              kind: .malformed, line: number,
-              message: "line longer than \(limits.maxLineLength) bytes"))
-          return
-        }
-        func binary() -> Bool {
-          guard let base = line.baseAddress, memchr(base, 0, line.count) != nil else { return false }
-          binaryLines += 1
-          summary.records += 1
-          summary.record(InputIssue(kind: .malformed, line: number, message: "binary data (NUL bytes)"))
-          return true
-        }
-        if format == .xml {
-          if !binary() { xml.feed(line, number: number, emit: handle) }
-          return
-        }
-        if splicedLine != 0 {
-          spliced.append(contentsOf: line)
-          spliced.withUnsafeBytes { handle(ConntrackLineParser.parse($0, number: splicedLine)) }
-          summary.notes.append("line \(splicedLine): an entry split by conntrack's summary line was joined")
-          splicedLine = 0
-          return
-        }
-        let outcome = ConntrackLineParser.parse(line, number: number)
-        // Only a line that is not a clean entry is worth these extra scans.
-        var suspicious = false
-        switch outcome {
-        case .issue: suspicious = true
-        case .entry(let e), .recovered(let e, _): suspicious = e.strayWords
-        default: break
-        }
-        if suspicious {
-          if binary() { return }
-          // `conntrack -L > f 2>&1` can put the unbuffered summary line inside a buffered
-          // entry: "tcp … spoconntrack v1.4.7 (conntrack-tools): 9 flow entries have been
-          // shown.\nrt=…". Take the summary out and join the entry's two halves.
-          if let split = SummarySplit(line) {
-            handle(ConntrackLineParser.parse(split.summary, number: number))
-            spliced.removeAll(keepingCapacity: true)
-            spliced.append(contentsOf: split.before)
-            splicedLine = number
-            return
-          }
-        }
-        handle(outcome)
+        try pass.line(line, number: number, overlong: overlong, observe: observe)
       }
     } catch {
       throw ConntrackReaderError(
         code: .cannotRead, path: path, line: nil, reason: "read failed: \(error)",
         hint: "check that the path is a readable file, FIFO or pipe", errno: error as? Errno)
     }
-    if format == .xml { xml.finish(emit: handle) }
+    pass.finish(observe: observe)
+    return try pass.result()
+  }
+
+  /// The threads a large regular file is split over: the machine's online processors, at most 8.
+  public static var defaultParallelism: Int {
+    #if canImport(Glibc)
+      return max(1, min(8, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    #else
+      return 1
+    #endif
+  }
+
+  /// Reads `path` into `sink`. A large regular file holding a table dump (not events, not XML) is
+  /// split at line boundaries into `parallelism` parts read at once, each into an empty copy of
+  /// `sink`, merged in file order; line numbers in the summary are those of the whole file.
+  /// Standard input, pipes, small files, event logs and XML are read in one pass.
+  public func read<Sink: ObservationSink>(
+    path: String, input: Int, into sink: inout Sink,
+    parallelism: Int = ConntrackReader.defaultParallelism
+  ) throws(ConntrackReaderError) -> InputSummary {
+    if path != "-", parallelism > 1,
+      let summary = try readInParts(path: path, input: input, into: &sink, parallelism: parallelism)
+    {
+      return summary
+    }
+    return try read(path: path, input: input) { sink.add($0) }
+  }
+
+  /// The parallel read, or `nil` when the input is not suited to it (nothing has been added to
+  /// `sink` then).
+  func readInParts<Sink: ObservationSink>(
+    path: String, input: Int, into sink: inout Sink, parallelism: Int
+  ) throws(ConntrackReaderError) -> InputSummary? {
+    guard let descriptor = try? FileDescriptor.open(FilePath(path), .readOnly) else { return nil }
+    defer { try? descriptor.close() }
+    guard let bounds = partBounds(descriptor, parallelism: parallelism) else { return nil }
+
+    let parts = bounds.count - 1
+    let limits = self.limits
+    let empty = sink.makeEmpty()
+    let results = UnsafeMutableBufferPointer<PartResult<Sink>?>.allocate(capacity: parts)
+    results.initialize(repeating: nil)
+    defer {
+      results.deinitialize()
+      results.deallocate()
+    }
+    nonisolated(unsafe) let slots = results
+    DispatchQueue.concurrentPerform(iterations: parts) { part in
+      var partSink = empty
+      var pass = TextPass(path: path, input: input, limits: limits, part: true)
+      let reader = LineReader(
+        descriptor: descriptor, maxLineLength: limits.maxLineLength,
+        range: bounds[part]..<bounds[part + 1])
+      var lines = 0
+      var failure: Error? = nil
+      do {
+        try reader.forEachLine { line, number, overlong in
+          lines = number
+          try pass.line(line, number: number, overlong: overlong) { partSink.add($0) }
+        }
+      } catch is TextPass.NeedsOnePass {
+        pass.needsOnePass = true
+      } catch {
+        failure = error
+      }
+      slots[part] = PartResult(sink: partSink, pass: pass, lines: lines, failure: failure)
+    }
+
+    var merged = TextPass(path: path, input: input, limits: limits, part: false)
+    var base = 0
+    var partSinks: [(sink: Sink, lineOffset: Int)] = []
+    for part in 0..<parts {
+      guard let result = results[part] else { return nil }
+      if result.pass.needsOnePass { return nil }
+      if let failure = result.failure {
+        throw ConntrackReaderError(
+          code: .cannotRead, path: path, line: nil, reason: "read failed: \(failure)",
+          hint: "check that the path is a readable file", errno: failure as? Errno)
+      }
+      merged.absorb(result.pass, lineOffset: base)
+      partSinks.append((result.sink, base))
+      base += result.lines
+    }
+    for part in partSinks { sink.merge(part.sink, lineOffset: part.lineOffset) }
+    return try merged.result()
+  }
+
+  struct PartResult<Sink> {
+    var sink: Sink
+    var pass: TextPass
+    var lines: Int
+    var failure: Error?
+  }
+
+  /// Byte offsets that split a regular file into parts at line starts: `[0, b1, …, size]`;
+  /// `nil` when the file is small, not regular, or looks like events or XML.
+  func partBounds(_ descriptor: FileDescriptor, parallelism: Int) -> [Int64]? {
+    var info = stat()
+    guard fstat(descriptor.rawValue, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+    let size = Int64(info.st_size)
+    let parts = Int(min(Int64(parallelism), size / max(limits.minimumPartBytes, 1)))
+    guard parts > 1 else { return nil }
+
+    let window = 1 << 16
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 2 * window, alignment: 16)
+    defer { buffer.deallocate() }
+    func load(_ offset: Int64, _ count: Int) -> UnsafeRawBufferPointer? {
+      guard
+        let n = try? descriptor.read(
+          fromAbsoluteOffset: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<count]))
+      else { return nil }
+      return UnsafeRawBufferPointer(rebasing: buffer[..<n])
+    }
+
+    // Events and XML are assembled across lines: one pass.
+    guard let head = load(0, window) else { return nil }
+    if let first = head.firstIndex(where: { !Bytes.isSpace($0) }), head[first] == 0x3C { return nil }  // "<"
+    if Bytes.contains(head, "[NEW]") || Bytes.contains(head, "[UPDATE]") || Bytes.contains(head, "[DESTROY]") {
+      return nil
+    }
+
+    var bounds: [Int64] = [0]
+    for k in 1..<parts {
+      let target = size * Int64(k) / Int64(parts)
+      // The line ending just before the cut must be whole in the window, to see whether
+      // conntrack's summary line split an entry there (its halves must stay in one part).
+      let start = max(target - Int64(window), bounds[bounds.count - 1])
+      guard let bytes = load(start, 2 * window) else { return nil }
+      let from = Int(target - start)
+      guard from < bytes.count, let newline = bytes[from...].firstIndex(of: 0x0A) else { return nil }
+      var cut = newline + 1
+      let lineStart = (bytes[..<newline].lastIndex(of: 0x0A)).map { $0 + 1 } ?? 0
+      if SummarySplit(UnsafeRawBufferPointer(rebasing: bytes[lineStart..<newline])) != nil {
+        guard let next = bytes[cut...].firstIndex(of: 0x0A) else { return nil }
+        cut = next + 1
+      }
+      let offset = start + Int64(cut)
+      guard offset > bounds[bounds.count - 1], offset < size else { return nil }
+      bounds.append(offset)
+    }
+    bounds.append(size)
+    return bounds
+  }
+
+  enum Format { case unknown, text, xml }
+}
+
+/// The state of reading one stream of conntrack text, line by line: format detection, damage
+/// counting, the summary-line splice, event assembly and XML flows.
+struct TextPass {
+  /// Thrown by a part of a parallel read that meets events or XML, which need one pass.
+  struct NeedsOnePass: Error {}
+
+  let path: String
+  let input: Int
+  let limits: ConntrackReadLimits
+  /// A part of a parallel read: events and XML are not handled, they abort the part.
+  let part: Bool
+  var summary: InputSummary
+  var events: EventAssembler
+  var xml = ConntrackXMLAssembler()
+  var format: ConntrackReader.Format = .unknown
+  var sawEvents = false
+  var needsOnePass = false
+  var binaryLines = 0
+  var usefulLines = 0
+  var spliced: [UInt8] = []
+  var splicedLine = 0
+  /// Lines where an entry split by the summary line was joined.
+  var splicedLines: [Int] = []
+
+  init(path: String, input: Int, limits: ConntrackReadLimits, part: Bool) {
+    self.path = path
+    self.input = input
+    self.limits = limits
+    self.part = part
+    summary = InputSummary(path: path, kind: .conntrack)
+    events = EventAssembler(limit: limits.maxOpenEventConnections)
+  }
+
+  mutating func handle(_ outcome: ConntrackLine, observe: (ConnectionObservation) -> Void) throws {
+    switch outcome {
+    case .blank:
+      return
+    case .summary(let declared):
+      if let declared { summary.notes.append("conntrack reported \(declared) flow entries") }
+      return
+    case .issue(let issue):
+      summary.records += 1
+      summary.record(issue)
+    case .entry(let entry):
+      summary.records += 1
+      usefulLines += 1
+      try take(entry, observe: observe)
+    case .recovered(let entry, let issue):
+      summary.records += 1
+      usefulLines += 1
+      summary.record(issue)
+      try take(entry, observe: observe)
+    }
+  }
+
+  mutating func take(_ entry: ConntrackEntry, observe: (ConnectionObservation) -> Void) throws {
+    if let event = entry.event {
+      if part { throw NeedsOnePass() }
+      sawEvents = true
+      events.add(entry, event: event, input: input, emit: observe)
+    } else if let observation = entry.observation(input: input) {
+      observe(observation)
+    }
+  }
+
+  mutating func line(
+    _ line: UnsafeRawBufferPointer, number: Int, overlong: Bool,
+    observe: (ConnectionObservation) -> Void
+  ) throws {
+    if format == .unknown {
+      guard let first = line.firstIndex(where: { !Bytes.isSpace($0) }) else { return }
+      format = line[first] == 0x3C ? .xml : .text  // "<"
+      if format == .xml && part { throw NeedsOnePass() }
+    }
+    if overlong {
+      summary.records += 1
+      summary.record(
+        InputIssue(
+          kind: .malformed, line: number, message: "line longer than \(limits.maxLineLength) bytes"))
+      return
+    }
+    if format == .xml {
+      if !binary(line, number: number) {
+        var outcomes: [ConntrackLine] = []
+        xml.feed(line, number: number) { outcomes.append($0) }
+        for outcome in outcomes { try handle(outcome, observe: observe) }
+      }
+      return
+    }
     if splicedLine != 0 {
-      spliced.withUnsafeBytes { handle(ConntrackLineParser.parse($0, number: splicedLine)) }
+      spliced.append(contentsOf: line)
+      let joinedAt = splicedLine
+      splicedLine = 0
+      let outcome = spliced.withUnsafeBytes { ConntrackLineParser.parse($0, number: joinedAt) }
+      try handle(outcome, observe: observe)
+      splicedLines.append(joinedAt)
+      return
+    }
+    let outcome = ConntrackLineParser.parse(line, number: number)
+    // Only a line that is not a clean entry is worth these extra scans.
+    var suspicious = false
+    switch outcome {
+    case .issue: suspicious = true
+    case .entry(let e), .recovered(let e, _): suspicious = e.strayWords
+    default: break
+    }
+    if suspicious {
+      if binary(line, number: number) { return }
+      // `conntrack -L > f 2>&1` can put the unbuffered summary line inside a buffered
+      // entry: "tcp … spoconntrack v1.4.7 (conntrack-tools): 9 flow entries have been
+      // shown.\nrt=…". Take the summary out and join the entry's two halves.
+      if let split = SummarySplit(line) {
+        try handle(ConntrackLineParser.parse(split.summary, number: number), observe: observe)
+        spliced.removeAll(keepingCapacity: true)
+        spliced.append(contentsOf: split.before)
+        splicedLine = number
+        return
+      }
+    }
+    try handle(outcome, observe: observe)
+  }
+
+  mutating func binary(_ line: UnsafeRawBufferPointer, number: Int) -> Bool {
+    guard let base = line.baseAddress, memchr(base, 0, line.count) != nil else { return false }
+    binaryLines += 1
+    summary.records += 1
+    summary.record(InputIssue(kind: .malformed, line: number, message: "binary data (NUL bytes)"))
+    return true
+  }
+
+  /// Ends the input: open XML flows, a dangling half entry, events still open.
+  mutating func finish(observe: (ConnectionObservation) -> Void) {
+    if format == .xml {
+      var outcomes: [ConntrackLine] = []
+      xml.finish { outcomes.append($0) }
+      for outcome in outcomes { try? handle(outcome, observe: observe) }
+    }
+    if splicedLine != 0 {
+      let outcome = spliced.withUnsafeBytes { ConntrackLineParser.parse($0, number: splicedLine) }
+      try? handle(outcome, observe: observe)
+      splicedLine = 0
     }
     if sawEvents {
       summary.kind = .conntrackEvents
@@ -194,6 +392,32 @@ public struct ConntrackReader {
       if events.startedBefore > 0 {
         summary.notes.append("\(events.startedBefore) connections began before the events were recorded")
       }
+    }
+  }
+
+  /// Adds a later part of the same file, whose line numbers start after `lineOffset` lines.
+  mutating func absorb(_ other: TextPass, lineOffset: Int) {
+    summary.records += other.summary.records
+    summary.truncated += other.summary.truncated
+    summary.malformed += other.summary.malformed
+    summary.unsupported += other.summary.unsupported
+    for var example in other.summary.examples where summary.examples.count < InputSummary.exampleLimit {
+      example.line += lineOffset
+      summary.examples.append(example)
+    }
+    summary.notes += other.summary.notes
+    summary.partial = summary.partial || other.summary.partial
+    binaryLines += other.binaryLines
+    usefulLines += other.usefulLines
+    splicedLines += other.splicedLines.map { $0 + lineOffset }
+    if format == .unknown { format = other.format }
+  }
+
+  /// The summary, or the error for an input with no conntrack entries at all.
+  func result() throws(ConntrackReaderError) -> InputSummary {
+    var summary = self.summary
+    for line in splicedLines {
+      summary.notes.append("line \(line): an entry split by conntrack's summary line was joined")
     }
     if summary.truncated > 0 { summary.partial = true }
 
@@ -209,8 +433,6 @@ public struct ConntrackReader {
     }
     return summary
   }
-
-  enum Format { case unknown, text, xml }
 }
 
 /// A line holding conntrack's summary after the start of an entry.

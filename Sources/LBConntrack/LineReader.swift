@@ -20,14 +20,19 @@ public struct LineReader {
   let descriptor: FileDescriptor
   let chunkSize: Int
   let maxLineLength: Int
+  let range: Range<Int64>?
 
+  /// Reads `descriptor` from its current position to its end, or, with `range`, exactly those
+  /// bytes with positioned reads (`pread(2)`), which leaves the descriptor's offset alone so that
+  /// several readers can share one descriptor.
   public init(
     descriptor: FileDescriptor, chunkSize: Int = defaultChunkSize,
-    maxLineLength: Int = defaultMaxLineLength
+    maxLineLength: Int = defaultMaxLineLength, range: Range<Int64>? = nil
   ) {
     self.descriptor = descriptor
     self.chunkSize = max(chunkSize, 4096)
     self.maxLineLength = max(maxLineLength, 16)
+    self.range = range
   }
 
   /// Calls `body` for each line with its 1-based number. Returns the number of bytes read.
@@ -53,8 +58,18 @@ public struct LineReader {
       try body(line, lineNumber, overlong)
     }
 
+    var offset = range?.lowerBound ?? 0
     while true {
-      let count = try descriptor.read(into: buffer)
+      let count: Int
+      if let range {
+        let wanted = Int(min(Int64(chunkSize), range.upperBound - offset))
+        if wanted <= 0 { break }
+        count = try descriptor.read(
+          fromAbsoluteOffset: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<wanted]))
+        offset += Int64(count)
+      } else {
+        count = try descriptor.read(into: buffer)
+      }
       if count == 0 { break }
       totalBytes += count
       guard let base = buffer.baseAddress else { break }

@@ -163,3 +163,15 @@ public struct ConnectionObservation: Hashable, Sendable {
     return false
   }
 }
+
+/// Something that consumes connection observations and can be split across threads: each
+/// thread fills an empty copy, and the copies are merged at the end.
+public protocol ObservationSink: Sendable {
+  mutating func add(_ observation: ConnectionObservation)
+  /// Adds everything `other` holds, as if its observations had been added here. `other` read a
+  /// later part of the same input, numbering its lines from 1: add `lineOffset` to the line of
+  /// any location it kept.
+  mutating func merge(_ other: Self, lineOffset: Int)
+  /// A sink with the same settings and nothing in it.
+  func makeEmpty() -> Self
+}

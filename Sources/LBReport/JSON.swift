@@ -19,46 +19,76 @@ public indirect enum JSON: Sendable, Equatable {
 
   /// The text, ending with a newline.
   public func rendered() -> String {
-    var out = ""
+    String(decoding: renderedBytes(), as: UTF8.self)
+  }
+
+  /// The text as UTF-8, ending with a newline. Reports of tens of megabytes are written this
+  /// way: appending bytes to one buffer costs a fraction of growing a `String` piece by piece.
+  public func renderedBytes() -> [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(1 << 16)
     write(into: &out, indent: 0)
-    out += "\n"
+    out.append(0x0A)
     return out
   }
 
-  func write(into out: inout String, indent: Int) {
+  func write(into out: inout [UInt8], indent: Int) {
     switch self {
-    case .null: out += "null"
-    case .bool(let b): out += b ? "true" : "false"
-    case .int(let i): out += String(i)
-    case .double(let d): out += JSON.formatDouble(d)
+    case .null: out.append(contentsOf: "null".utf8)
+    case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+    case .int(let i): JSON.writeInteger(i, into: &out)
+    case .double(let d): out.append(contentsOf: JSON.formatDouble(d).utf8)
     case .string(let s): JSON.writeString(s, into: &out)
     case .array(let items):
       if items.isEmpty {
-        out += "[]"
+        out.append(contentsOf: "[]".utf8)
         return
       }
-      out += "[\n"
+      out.append(contentsOf: "[\n".utf8)
       for (i, item) in items.enumerated() {
-        out += String(repeating: " ", count: indent + 2)
+        JSON.writeSpaces(indent + 2, into: &out)
         item.write(into: &out, indent: indent + 2)
-        out += i + 1 < items.count ? ",\n" : "\n"
+        if i + 1 < items.count { out.append(0x2C) }
+        out.append(0x0A)
       }
-      out += String(repeating: " ", count: indent) + "]"
+      JSON.writeSpaces(indent, into: &out)
+      out.append(0x5D)
     case .object(let members):
       if members.isEmpty {
-        out += "{}"
+        out.append(contentsOf: "{}".utf8)
         return
       }
-      out += "{\n"
-      let keys = members.keys.sorted()
-      for (i, key) in keys.enumerated() {
-        out += String(repeating: " ", count: indent + 2)
-        JSON.writeString(key, into: &out)
-        out += ": "
-        members[key]?.write(into: &out, indent: indent + 2)
-        out += i + 1 < keys.count ? ",\n" : "\n"
+      out.append(contentsOf: "{\n".utf8)
+      let sorted = members.sorted { $0.key < $1.key }
+      for (i, member) in sorted.enumerated() {
+        JSON.writeSpaces(indent + 2, into: &out)
+        JSON.writeString(member.key, into: &out)
+        out.append(contentsOf: ": ".utf8)
+        member.value.write(into: &out, indent: indent + 2)
+        if i + 1 < sorted.count { out.append(0x2C) }
+        out.append(0x0A)
       }
-      out += String(repeating: " ", count: indent) + "}"
+      JSON.writeSpaces(indent, into: &out)
+      out.append(0x7D)
+    }
+  }
+
+  static func writeSpaces(_ count: Int, into out: inout [UInt8]) {
+    for _ in 0..<count { out.append(0x20) }
+  }
+
+  static func writeInteger(_ value: Int64, into out: inout [UInt8]) {
+    if value < 0 { out.append(0x2D) }
+    var magnitude = value.magnitude
+    var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 20 digits at most, written backwards
+    var count = 0
+    withUnsafeMutableBytes(of: &digits) { buffer in
+      repeat {
+        buffer[count] = UInt8(truncatingIfNeeded: magnitude % 10) + 0x30
+        magnitude /= 10
+        count += 1
+      } while magnitude > 0
+      for i in stride(from: count - 1, through: 0, by: -1) { out.append(buffer[i]) }
     }
   }
 
@@ -80,31 +110,30 @@ public indirect enum JSON: Sendable, Equatable {
     return negative ? "-" + text : text
   }
 
-  static func writeString(_ s: String, into out: inout String) {
+  static func writeString(_ s: String, into out: inout [UInt8]) {
+    out.append(0x22)
     // Most strings (addresses, codes) need no escaping: append them whole.
     if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
-      out += "\""
-      out += s
-      out += "\""
+      out.append(contentsOf: s.utf8)
+      out.append(0x22)
       return
     }
-    out += "\""
-    for scalar in s.unicodeScalars {
-      switch scalar {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\r": out += "\\r"
-      case "\t": out += "\\t"
+    for byte in s.utf8 {
+      switch byte {
+      case 0x22: out.append(contentsOf: "\\\"".utf8)
+      case 0x5C: out.append(contentsOf: "\\\\".utf8)
+      case 0x0A: out.append(contentsOf: "\\n".utf8)
+      case 0x0D: out.append(contentsOf: "\\r".utf8)
+      case 0x09: out.append(contentsOf: "\\t".utf8)
+      case ..<0x20:
+        let hex = Array("0123456789abcdef".utf8)
+        out.append(contentsOf: "\\u00".utf8)
+        out.append(hex[Int(byte >> 4)])
+        out.append(hex[Int(byte & 0xF)])
       default:
-        if scalar.value < 0x20 {
-          let hex = String(scalar.value, radix: 16)
-          out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        } else {
-          out.unicodeScalars.append(scalar)
-        }
+        out.append(byte)
       }
     }
-    out += "\""
+    out.append(0x22)
   }
 }

@@ -33,13 +33,14 @@ struct ConntrackCommand: ParsableCommand {
     let reader = ConntrackReader()
     for (index, path) in files.enumerated() {
       do {
-        let summary = try reader.read(path: path, input: index) { analyzer.add($0) }
+        let summary = try reader.read(path: path, input: index, into: &analyzer)
         summaries.append(summary)
       } catch {
         Failure(error).exit()
       }
     }
     let result = analyzer.finish(inputs: summaries)
+    analyzer = ConnectionAnalyzer(options: report.analysisOptions)  // its tables are not needed now
     try Output.write(result, options: report)
   }
 }

@@ -55,10 +55,12 @@ enum Output {
   /// Renders and writes the report, then exits with the code its inputs and findings call for.
   static func write(_ result: AnalysisResult, options: ReportOptions) throws {
     let tool = ToolInfo(version: LBScope.version)
-    let text: String
+    let text: [UInt8]
     switch options.format {
-    case .json: text = JSONReport.render(result, tool: tool, maxClients: options.jsonClients)
-    case .markdown: text = MarkdownReport(topClients: options.topClients).render(result, tool: tool)
+    case .json:
+      text = JSONReport.document(result, tool: tool, maxClients: options.jsonClients).renderedBytes()
+    case .markdown:
+      text = Array(MarkdownReport(topClients: options.topClients).render(result, tool: tool).utf8)
     }
     if let path = options.output {
       do {
@@ -67,7 +69,7 @@ enum Output {
         Failure(error).exit()
       }
     } else {
-      _ = try? FileDescriptor.standardOutput.writeAll(text.utf8)
+      _ = try? FileDescriptor.standardOutput.writeAll(text)
     }
 
     let damaged = result.inputs.filter { $0.issueCount > 0 || $0.partial }
@@ -99,7 +101,7 @@ enum AtomicFile {
     var category: FailureCategory { .unwritableOutput }
   }
 
-  static func write(_ text: String, to path: String, replace: Bool) throws(WriteError) {
+  static func write(_ text: [UInt8], to path: String, replace: Bool) throws(WriteError) {
     var status = stat()
     if lstat(path, &status) == 0 {
       if (status.st_mode & S_IFMT) == S_IFDIR {
@@ -115,7 +117,7 @@ enum AtomicFile {
         FilePath(temporary), .writeOnly, options: [.create, .exclusiveCreate, .truncate],
         permissions: [.ownerReadWrite, .groupRead, .otherRead])
       do {
-        _ = try fd.writeAll(text.utf8)
+        _ = try fd.writeAll(text)
         if fsync(fd.rawValue) != 0 { throw Errno(rawValue: errno) }
         try fd.close()
       } catch {
