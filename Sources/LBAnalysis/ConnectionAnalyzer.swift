@@ -335,24 +335,40 @@ public struct ConnectionAnalyzer: Sendable {
     }
     let expected = [Double](repeating: k > 0 ? 1 / Double(k) : 0, count: k)
 
-    var clients: [ClientResult] = []
-    clients.reserveCapacity(clientIDs.count)
+    // Stickiness and totals over every client; results only for the busiest `clientsKept`.
+    var totals = ClientTotals()
     var counts: [(index: Int32, count: Int32)] = []
-    for c in clientIDs {
+    func backendCounts(_ c: Int32) -> [(index: Int32, count: Int32)] {
       counts.removeAll(keepingCapacity: true)
       for p in Int(pairStart[Int(c)])..<Int(pairStart[Int(c) + 1]) {
         counts.append((position[Int(pairs[p].backend)], pairs[p].count))
       }
-      counts.sort { $0.index < $1.index }
+      return counts
+    }
+    var sticky = [Bool?](repeating: nil, count: clientIDs.count)
+    var stickyP = [Double?](repeating: nil, count: clientIDs.count)
+    for (i, c) in clientIDs.enumerated() {
       let n = Int(clientConnections[Int(c)])
-      let (sticky, p) = stickiness(connections: n, counts: counts, expected: expected)
+      (sticky[i], stickyP[i]) = stickiness(connections: n, counts: backendCounts(c), expected: expected)
+      totals.clients += 1
+      totals.connections += n
+      if sticky[i] == true {
+        totals.stickyClients += 1
+        totals.stickyConnections += n
+      }
+    }
+    let kept = busiest(clientIDs, limit: options.clientsKept)
+    var clients: [ClientResult] = []
+    clients.reserveCapacity(kept.count)
+    for i in kept {
+      let c = clientIDs[i]
+      let list = backendCounts(c).sorted { $0.index < $1.index }
       clients.append(
         ClientResult(
-          address: clientIndex.keys[Int(c)].address, connections: n,
-          backends: counts.map { (backend: backends[Int($0.index)].address, connections: Int($0.count)) },
-          sticky: sticky, stickyPValue: p))
+          address: clientIndex.keys[Int(c)].address, connections: Int(clientConnections[Int(c)]),
+          backends: list.map { (backend: backends[Int($0.index)].address, connections: Int($0.count)) },
+          sticky: sticky[i], stickyPValue: stickyP[i]))
     }
-    clients.sort { ($0.connections, $1.address) > ($1.connections, $0.address) }
 
     let distribution = DistributionJudge(options: options).judge(
       counts: backends.map { $0.connections }, expectedShares: expected,
@@ -361,9 +377,39 @@ public struct ConnectionAnalyzer: Sendable {
     return ServiceResult(
       name: nil, frontends: [key.frontend], proto: key.proto, affinity: nil,
       externalTrafficPolicy: nil, backends: backends, clients: clients,
-      droppedClientConnections: tally.droppedClientConnections, distribution: distribution,
-      connections: total, failedConnections: tally.failed,
+      clientTotals: totals, droppedClientConnections: tally.droppedClientConnections,
+      distribution: distribution, connections: total, failedConnections: tally.failed,
       sourceTranslatedConnections: tally.sourceTranslated)
+  }
+
+  /// Positions in `clientIDs` of the `limit` busiest clients (all when `limit` is 0), in report
+  /// order: connections descending, then address. Only candidates at or above the cut-off count
+  /// are sorted, so a service with a million clients does not sort a million results.
+  func busiest(_ clientIDs: [Int32], limit: Int) -> [Int] {
+    var candidates = Array(clientIDs.indices)
+    if limit > 0 && clientIDs.count > limit {
+      // The cut-off: the largest count c with at least `limit` clients at c or more.
+      var histogram: [Int: Int] = [:]
+      for c in clientIDs { histogram[Int(clientConnections[Int(c)]), default: 0] += 1 }
+      var atLeast = 0
+      var cutoff = 0
+      for count in histogram.keys.sorted(by: >) {
+        atLeast += histogram[count] ?? 0
+        if atLeast >= limit {
+          cutoff = count
+          break
+        }
+      }
+      candidates = candidates.filter { Int(clientConnections[Int(clientIDs[$0])]) >= cutoff }
+    }
+    candidates.sort {
+      let l = clientConnections[Int(clientIDs[$0])]
+      let r = clientConnections[Int(clientIDs[$1])]
+      if l != r { return l > r }
+      return clientIndex.keys[Int(clientIDs[$0])].address < clientIndex.keys[Int(clientIDs[$1])].address
+    }
+    if limit > 0 && candidates.count > limit { candidates.removeLast(candidates.count - limit) }
+    return candidates
   }
 
   /// Whether one client is held to one backend beyond chance.

@@ -69,8 +69,8 @@ struct Diagnosis {
         ))
     }
 
-    let stickyClients = service.clients.filter { $0.sticky == true }
-    let stickyConnections = stickyClients.reduce(0) { $0 + $1.connections }
+    let stickyClientCount = service.clientTotals.stickyClients
+    let stickyConnections = service.clientTotals.stickyConnections
     let topSources = service.clients.prefix(3)
     let topConnections = topSources.reduce(0) { $0 + $1.connections }
     let maxShare = service.backends.compactMap(\.observedShare).max() ?? 0
@@ -82,7 +82,7 @@ struct Diagnosis {
     {
       let busiest = service.backends.max { $0.connections < $1.connections }
       var evidence = [
-        "\(stickyClients.count) of \(service.clients.count) client addresses are held to one backend (p < \(options.stickyAlpha) each) and carry \(stickyConnections) of \(service.connections) connections",
+        "\(stickyClientCount) of \(service.clientTotals.clients) client addresses are held to one backend (p < \(options.stickyAlpha) each) and carry \(stickyConnections) of \(service.connections) connections",
         "the \(topSources.count) busiest source addresses carry \(topConnections) connections: "
           + topSources.map { client in
             "\(client.address) → "
@@ -99,7 +99,7 @@ struct Diagnosis {
         Finding(
           code: "affinity-concentrates-traffic", severity: severity, service: label,
           summary:
-            "\(frontend): \(NumberText.percent(Double(stickyConnections) / Double(service.connections))) of connections come from \(stickyClients.count) client addresses that each stick to one backend (observed ClientIP affinity), so a few busy addresses decide the load of a few backends",
+            "\(frontend): \(NumberText.percent(Double(stickyConnections) / Double(service.connections))) of connections come from \(stickyClientCount) client addresses that each stick to one backend (observed ClientIP affinity), so a few busy addresses decide the load of a few backends",
           evidence: evidence,
           remediation:
             "\(lookup); if it has `sessionAffinity: ClientIP` and its clients arrive through NAT gateways, drop it (`kubectl -n NAMESPACE patch svc NAME -p '{\"spec\":{\"sessionAffinity\":\"None\"}}'`), shorten `sessionAffinityConfig.clientIP.timeoutSeconds`, or move stickiness to a cookie at the ingress"

@@ -28,6 +28,9 @@ public struct AnalysisOptions: Sendable {
   public var maxSourcesPerTranslatedAddress = 100_000
   /// Rows of the client table in Markdown.
   public var topClients = 20
+  /// Clients kept in each `ServiceResult.clients` (the busiest); 0 keeps all. Totals over all
+  /// clients are in `ServiceResult.clientTotals` either way. Renderers list at most this many.
+  public var clientsKept = 1000
 
   public init() {}
 }
@@ -92,7 +95,11 @@ public struct ServiceResult: Sendable {
   public var affinity: Affinity?
   public var externalTrafficPolicy: String?
   public var backends: [BackendResult]
+  /// The busiest clients (connections descending, then address), at most
+  /// `AnalysisOptions.clientsKept` of them.
   public var clients: [ClientResult]
+  /// Counts over every client of the service, listed or not.
+  public var clientTotals = ClientTotals()
   /// Connections of clients not kept because of `maxClientsPerService`. Their number is not
   /// counted: remembering which clients were dropped would need the memory the limit saves.
   public var droppedClientConnections = 0
@@ -104,6 +111,15 @@ public struct ServiceResult: Sendable {
 
   /// The name if known, else the first frontend: how findings refer to the service.
   public var label: String { name ?? frontends.first.map { "\(proto)/\($0)" } ?? "?" }
+}
+
+/// Counts over all clients of a service, including those not listed in `clients`.
+public struct ClientTotals: Sendable, Hashable {
+  public var clients = 0
+  public var connections = 0
+  public var stickyClients = 0
+  public var stickyConnections = 0
+  public init() {}
 }
 
 /// Session affinity as the rules configure it.

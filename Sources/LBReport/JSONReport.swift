@@ -56,8 +56,8 @@ public enum JSONReport {
 
   static func service(_ s: ServiceResult, maxClients: Int) -> JSON {
     let listed = maxClients > 0 ? s.clients.prefix(maxClients) : s.clients[...]
-    let omitted = s.clients.dropFirst(listed.count)
-    let stickyClients = s.clients.filter { $0.sticky == true }
+    let listedConnections = listed.reduce(0) { $0 + $1.connections }
+    let totals = s.clientTotals
     return .object([
       "name": .optional(s.name),
       "frontends": .array(s.frontends.map { .string($0.description) }),
@@ -74,12 +74,12 @@ public enum JSONReport {
       "sourceTranslatedConnections": .number(s.sourceTranslatedConnections),
       "backends": .array(s.backends.map(backend)),
       "clients": .array(listed.map(client)),
-      "clientCount": .number(s.clients.count),
-      "stickyClientCount": .number(stickyClients.count),
-      "stickyClientConnections": .number(stickyClients.reduce(0) { $0 + $1.connections }),
+      "clientCount": .number(totals.clients),
+      "stickyClientCount": .number(totals.stickyClients),
+      "stickyClientConnections": .number(totals.stickyConnections),
       "clientsOmitted": .object([
-        "clients": .number(omitted.count),
-        "connections": .number(omitted.reduce(0) { $0 + $1.connections }),
+        "clients": .number(totals.clients - listed.count),
+        "connections": .number(totals.connections - listedConnections),
       ]),
       "clientsDropped": .object([
         "connections": .number(s.droppedClientConnections)

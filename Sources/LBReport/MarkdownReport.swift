@@ -92,7 +92,7 @@ public struct MarkdownReport {
 
       if !s.clients.isEmpty {
         let shown = s.clients.prefix(topClients)
-        out += "Clients (\(s.clients.count) address(es), busiest first):\n\n"
+        out += "Clients (\(s.clientTotals.clients) address(es), busiest first):\n\n"
         out += "| Client | Connections | Backends | Sticky |\n|---|---:|---|---|\n"
         for c in shown {
           let backends = c.backends.map { "`\($0.backend)` ×\($0.connections)" }.joined(separator: ", ")
@@ -104,10 +104,9 @@ public struct MarkdownReport {
           }
           out += "| `\(c.address)` | \(c.connections) | \(backends) | \(sticky) |\n"
         }
-        if s.clients.count > shown.count {
-          let rest = s.clients.dropFirst(shown.count)
-          let restConnections = rest.reduce(0) { $0 + $1.connections }
-          out += "| … \(rest.count) more | \(restConnections) | | |\n"
+        if s.clientTotals.clients > shown.count {
+          let restConnections = s.clientTotals.connections - shown.reduce(0) { $0 + $1.connections }
+          out += "| … \(s.clientTotals.clients - shown.count) more | \(restConnections) | | |\n"
         }
         if s.droppedClientConnections > 0 {
           out +=

@@ -62,6 +62,11 @@ struct ReportOptions: ParsableArguments {
     options.stickyAlpha = stickyAlpha
     options.service = service.flatMap(Endpoint.init)
     options.topClients = topClients
+    // Keep only the clients the report lists (the diagnosis quotes the busiest three).
+    switch format {
+    case .json: options.clientsKept = jsonClients == 0 ? 0 : max(jsonClients, 3)
+    case .markdown: options.clientsKept = max(topClients, 3)
+    }
     return options
   }
 }
