@@ -65,7 +65,13 @@ public enum ConntrackLineParser {
       while i < count && Bytes.isSpace(line[i]) { i += 1 }
       if i >= count { break }
       let start = i
-      while i < count && !Bytes.isSpace(line[i]) { i += 1 }
+      var equalsAt = -1  // found while scanning, so key=value tokens need no second pass
+      while i < count {
+        let byte = line[i]
+        if Bytes.isSpace(byte) { break }
+        if byte == 0x3D && equalsAt < 0 { equalsAt = i - start }  // "="
+        i += 1
+      }
       let token = UnsafeRawBufferPointer(rebasing: line[start..<i])
       tokens += 1
 
@@ -93,7 +99,8 @@ public enum ConntrackLineParser {
       }
 
       // key=value tokens.
-      if let equals = token.firstIndex(of: 0x3D) {  // "="
+      if equalsAt >= 0 {
+        let equals = equalsAt
         inBody = true
         sawKeyValue = true
         let key = UnsafeRawBufferPointer(rebasing: token[..<equals])
