@@ -1,3 +1,4 @@
+import Dispatch
 import LBCore
 
 /// Aggregates connection observations into per-Service distributions, per-client backend sets
@@ -269,14 +270,28 @@ public struct ConnectionAnalyzer: Sendable {
       fill[c] += 1
     }
 
+    // Each service's backends in address order (the contract's), and every backend's position
+    // in its service's list.
     var position = [Int32](repeating: 0, count: backendTallies.count)
-    var results: [ServiceResult] = []
-    for (s, key) in serviceIndex.keys.enumerated() {
-      results.append(
-        serviceResult(
-          key: key, tally: serviceTallies[s], backends: backendsOf[s], clients: clientsOf[s],
-          pairStart: pairStart, pairs: pairsByClient, position: &position))
+    for s in backendsOf.indices {
+      backendsOf[s].sort { routeIndex.keys[Int($0)].backend < routeIndex.keys[Int($1)].backend }
+      for (i, id) in backendsOf[s].enumerated() { position[Int(id)] = Int32(i) }
     }
+    // Services are independent: judge them on all processors.
+    let slots = UnsafeMutableBufferPointer<ServiceResult?>.allocate(capacity: serviceIndex.count)
+    slots.initialize(repeating: nil)
+    defer {
+      slots.deinitialize()
+      slots.deallocate()
+    }
+    nonisolated(unsafe) let shared = slots
+    let readOnly = (backendsOf, clientsOf, pairStart, pairsByClient, position)
+    DispatchQueue.concurrentPerform(iterations: serviceIndex.count) { s in
+      shared[s] = serviceResult(
+        key: serviceIndex.keys[s], tally: serviceTallies[s], backends: readOnly.0[s],
+        clients: readOnly.1[s], pairStart: readOnly.2, pairs: readOnly.3, position: readOnly.4)
+    }
+    var results = slots.compactMap { $0 }
     results.sort { lhs, rhs in
       switch (lhs.name, rhs.name) {
       case (let l?, let r?) where l != r: return l < r
@@ -312,17 +327,13 @@ public struct ConnectionAnalyzer: Sendable {
 
   func serviceResult(
     key: ServiceKey, tally: ServiceTally, backends backendIDs: [Int32], clients clientIDs: [Int32],
-    pairStart: [Int32], pairs: [(backend: Int32, count: Int32)], position: inout [Int32]
+    pairStart: [Int32], pairs: [(backend: Int32, count: Int32)], position: [Int32]
   ) -> ServiceResult {
     let total = tally.connections
-    // Backends sorted by address, as the contract asks; the distribution follows that order.
-    let ordered = backendIDs.sorted {
-      routeIndex.keys[Int($0)].backend < routeIndex.keys[Int($1)].backend
-    }
-    let k = ordered.count
+    // Backends come sorted by address, as the contract asks; the distribution follows that order.
+    let k = backendIDs.count
     var backends: [BackendResult] = []
-    for (i, id) in ordered.enumerated() {
-      position[Int(id)] = Int32(i)
+    for id in backendIDs {
       let b = backendTallies[Int(id)]
       backends.append(
         BackendResult(

@@ -8,6 +8,9 @@ public indirect enum JSON: Sendable, Equatable {
   case string(String)
   case array([JSON])
   case object([String: JSON])
+  /// Text already rendered by `renderedBytes(indent:)` for the indentation where it appears:
+  /// lets large parts of a document be rendered on several threads and then joined.
+  case rendered([UInt8])
 
   public static func number<T: BinaryInteger>(_ value: T) -> JSON { .int(Int64(clamping: value)) }
   public static func optional<T: BinaryInteger>(_ value: T?) -> JSON {
@@ -25,10 +28,16 @@ public indirect enum JSON: Sendable, Equatable {
   /// The text as UTF-8, ending with a newline. Reports of tens of megabytes are written this
   /// way: appending bytes to one buffer costs a fraction of growing a `String` piece by piece.
   public func renderedBytes() -> [UInt8] {
-    var out: [UInt8] = []
-    out.reserveCapacity(1 << 16)
-    write(into: &out, indent: 0)
+    var out = renderedBytes(indent: 0)
     out.append(0x0A)
+    return out
+  }
+
+  /// The value's text as it appears nested `indent` spaces deep, without a final newline.
+  public func renderedBytes(indent: Int) -> [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(1 << 12)
+    write(into: &out, indent: indent)
     return out
   }
 
@@ -39,6 +48,7 @@ public indirect enum JSON: Sendable, Equatable {
     case .int(let i): JSON.writeInteger(i, into: &out)
     case .double(let d): out.append(contentsOf: JSON.formatDouble(d).utf8)
     case .string(let s): JSON.writeString(s, into: &out)
+    case .rendered(let text): out.append(contentsOf: text)
     case .array(let items):
       if items.isEmpty {
         out.append(contentsOf: "[]".utf8)

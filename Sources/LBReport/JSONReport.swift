@@ -1,3 +1,4 @@
+import Dispatch
 import LBAnalysis
 import LBCore
 
@@ -23,7 +24,7 @@ public enum JSONReport {
       "schemaVersion": .int(Int64(schemaVersion)),
       "tool": .object(["name": .string(tool.name), "version": .string(tool.version)]),
       "inputs": .array(result.inputs.map(input)),
-      "services": .array(result.services.map { service($0, maxClients: maxClients) }),
+      "services": .array(renderedInParallel(result.services) { service($0, maxClients: maxClients) }),
       "translatedSources": .array(result.translatedSources.map(translatedSource)),
       "findings": .array(result.findings.map(finding)),
       "totals": .object([
@@ -32,6 +33,23 @@ public enum JSONReport {
         "servicesFilteredOut": .number(result.servicesFilteredOut),
       ]),
     ])
+  }
+
+  /// Each element's JSON rendered as an array item (four spaces deep) on all processors: a
+  /// report of a large table lists tens of thousands of clients.
+  static func renderedInParallel<T: Sendable>(_ items: [T], _ make: @Sendable (T) -> JSON) -> [JSON] {
+    guard items.count > 1 else { return items.map(make) }
+    let slots = UnsafeMutableBufferPointer<JSON>.allocate(capacity: items.count)
+    slots.initialize(repeating: .null)
+    defer {
+      slots.deinitialize()
+      slots.deallocate()
+    }
+    nonisolated(unsafe) let shared = slots
+    DispatchQueue.concurrentPerform(iterations: items.count) { i in
+      shared[i] = .rendered(make(items[i]).renderedBytes(indent: 4))
+    }
+    return Array(slots)
   }
 
   static func input(_ s: InputSummary) -> JSON {
