@@ -86,6 +86,9 @@ public struct ConnectionAnalyzer: Sendable {
   var clientConnections: [Int32] = []
   var pairIndex = HashIndex<PairKey>(minimumCapacity: 1 << 14)
   var pairCounts: [Int32] = []
+  /// Pairs merged in from other analyzers, not looked up: a pair may repeat one in `pairIndex`
+  /// or another here, and `finish` adds the repeats together.
+  var mergedPairs: [(client: Int32, backend: Int32, count: Int32)] = []
   var translatedIndex = HashIndex<AddressKey>()
   var translatedTallies: [TranslatedTally] = []
   var sourceIndex = HashIndex<SourceKey>(minimumCapacity: 1024)
@@ -233,11 +236,16 @@ public struct ConnectionAnalyzer: Sendable {
       let mapped = ClientKey(service: serviceMap[Int(key.service)], address: key.address)
       clientMap[i] = clientIndex(mapped, count: other.clientConnections[i]) ?? -1
     }
+    mergedPairs.reserveCapacity(mergedPairs.count + other.pairIndex.count + other.mergedPairs.count)
     for (i, key) in other.pairIndex.keys.enumerated() {
       let client = clientMap[Int(key.raw >> 32)]
       guard client >= 0 else { continue }
-      let backend = backendMap[Int(key.raw & 0xFFFF_FFFF)]
-      addPair(client: client, backend: backend, count: other.pairCounts[i])
+      mergedPairs.append((client, backendMap[Int(key.raw & 0xFFFF_FFFF)], other.pairCounts[i]))
+    }
+    for pair in other.mergedPairs {
+      let client = clientMap[Int(pair.client)]
+      guard client >= 0 else { continue }
+      mergedPairs.append((client, backendMap[Int(pair.backend)], pair.count))
     }
     var translatedMap = [Int32](repeating: 0, count: other.translatedIndex.count)
     for (i, key) in other.translatedIndex.keys.enumerated() {
@@ -261,12 +269,19 @@ public struct ConnectionAnalyzer: Sendable {
     for (c, service) in clientService.enumerated() { clientsOf[Int(service)].append(Int32(c)) }
     var pairStart = [Int32](repeating: 0, count: clientIndex.count + 1)
     for key in pairIndex.keys { pairStart[Int(key.raw >> 32) + 1] += 1 }
+    for pair in mergedPairs { pairStart[Int(pair.client) + 1] += 1 }
     for c in 0..<clientIndex.count { pairStart[c + 1] += pairStart[c] }
     var fill = pairStart
-    var pairsByClient = [(backend: Int32, count: Int32)](repeating: (0, 0), count: pairIndex.count)
+    var pairsByClient = [(backend: Int32, count: Int32)](
+      repeating: (0, 0), count: pairIndex.count + mergedPairs.count)
     for (i, key) in pairIndex.keys.enumerated() {
       let c = Int(key.raw >> 32)
       pairsByClient[Int(fill[c])] = (Int32(truncatingIfNeeded: key.raw & 0xFFFF_FFFF), pairCounts[i])
+      fill[c] += 1
+    }
+    for pair in mergedPairs {
+      let c = Int(pair.client)
+      pairsByClient[Int(fill[c])] = (pair.backend, pair.count)
       fill[c] += 1
     }
 
@@ -349,11 +364,25 @@ public struct ConnectionAnalyzer: Sendable {
     // Stickiness and totals over every client; results only for the busiest `clientsKept`.
     var totals = ClientTotals()
     var counts: [(index: Int32, count: Int32)] = []
+    /// The client's connections per backend position, sorted by position; pairs repeated by a
+    /// merge are added together.
     func backendCounts(_ c: Int32) -> [(index: Int32, count: Int32)] {
       counts.removeAll(keepingCapacity: true)
       for p in Int(pairStart[Int(c)])..<Int(pairStart[Int(c) + 1]) {
         counts.append((position[Int(pairs[p].backend)], pairs[p].count))
       }
+      guard counts.count > 1 else { return counts }
+      counts.sort { $0.index < $1.index }
+      var last = 0
+      for i in 1..<counts.count {
+        if counts[i].index == counts[last].index {
+          counts[last].count += counts[i].count
+        } else {
+          last += 1
+          counts[last] = counts[i]
+        }
+      }
+      counts.removeLast(counts.count - last - 1)
       return counts
     }
     var sticky = [Bool?](repeating: nil, count: clientIDs.count)
@@ -373,7 +402,7 @@ public struct ConnectionAnalyzer: Sendable {
     clients.reserveCapacity(kept.count)
     for i in kept {
       let c = clientIDs[i]
-      let list = backendCounts(c).sorted { $0.index < $1.index }
+      let list = backendCounts(c)
       clients.append(
         ClientResult(
           address: clientIndex.keys[Int(c)].address, connections: Int(clientConnections[Int(c)]),
