@@ -12,11 +12,13 @@ enum DatapathTextFile {
   /// on one line: 1,000 endpoints make about 100 KiB, so the cap is generous.
   static let maxLineLength = 1 << 20
 
-  /// Calls `body(line, number, overlong)` for every line. Throws `RulesReaderError` when the
-  /// path cannot be opened or read.
+  /// Calls `body(line, number, overlong)` for every line. Returns whether the last line had no
+  /// line end (tools always end their output with one, so such a line was cut). Throws
+  /// `RulesReaderError` when the path cannot be opened or read.
+  @discardableResult
   static func forEachLine(
     path: String, _ body: (_ line: Substring, _ number: Int, _ overlong: Bool) -> Void
-  ) throws(RulesReaderError) {
+  ) throws(RulesReaderError) -> Bool {
     let descriptor: FileDescriptor
     var ownsDescriptor = false
     if path == "-" {
@@ -33,11 +35,19 @@ enum DatapathTextFile {
     }
     defer { if ownsDescriptor { try? descriptor.close() } }
     let reader = LineReader(descriptor: descriptor, maxLineLength: maxLineLength)
+    // Every delivered line consumed at least its bytes and, all but an unterminated last one,
+    // a terminator: fewer bytes read than that means the last line had none. (A `\r` or an
+    // overlong line elsewhere can hide it; it never shows one that is not there.)
+    var delivered = 0
+    var lines = 0
     do {
-      try reader.forEachLine { bytes, number, overlong in
+      let total = try reader.forEachLine { bytes, number, overlong in
+        delivered += bytes.count
+        lines = number
         let text = String(decoding: bytes, as: UTF8.self)
         body(text[...], number, overlong)
       }
+      return total < delivered + lines
     } catch {
       throw RulesReaderError(
         code: .cannotRead, path: path, reason: "read failed: \(error)",

@@ -18,10 +18,17 @@ public enum NFTRulesReader {
     services: [ServiceRule], summary: InputSummary
   ) {
     var parser = NFTRulesetParser(summary: InputSummary(path: path, kind: .nft))
-    try DatapathTextFile.forEachLine(path: path) { line, number, overlong in
+    var lastLine = 0
+    let cut = try DatapathTextFile.forEachLine(path: path) { line, number, overlong in
       parser.feed(line, number: number, overlong: overlong)
+      lastLine = number
     }
     parser.finish()
+    if cut && !parser.summary.partial {
+      parser.summary.record(
+        InputIssue(kind: .truncated, line: lastLine, message: "last line has no line end: cut"))
+      parser.summary.partial = true
+    }
     var summary = parser.summary
     var services: [ServiceRule] = []
     var recognised = false
