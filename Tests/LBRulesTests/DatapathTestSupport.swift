@@ -29,7 +29,9 @@ enum DatapathTestSupport {
     return try body(url.path)
   }
 
-  static func service(_ services: [ServiceRule], _ name: String, _ proto: TransportProtocol = .tcp) -> ServiceRule? {
+  static func service(_ services: [ServiceRule], _ name: String, _ proto: TransportProtocol = .tcp)
+    -> ServiceRule?
+  {
     services.first { $0.name == name && $0.proto == proto }
   }
 
@@ -41,8 +43,11 @@ enum DatapathTestSupport {
         "\($0.endpoint) share=\($0.expectedShare.map { String($0) } ?? "nil") ext=\($0.expectedShareExternal.map { String($0) } ?? "nil") local=\($0.isLocal.map { String($0) } ?? "nil") w=\($0.weight.map(String.init) ?? "-") conns=\($0.observedConnections.map { String($0) } ?? "-")"
       }.joined(separator: "; ")
       let aff = s.affinity.map { "aff=\($0.timeoutSeconds.map(String.init) ?? "?")" } ?? ""
-      let pins = s.pinnedClients.map { "\($0.client)->\($0.backend?.description ?? "?") exp=\($0.expiresInSeconds.map { String($0) } ?? "-")" }.joined(separator: ",")
-      return "\(s.name ?? "<nil>") \(s.proto) [\(fe)] policy=\(s.externalTrafficPolicy?.rawValue ?? "nil") noEP=\(s.noEndpoints?.rawValue ?? "-") noLocal=\(s.noLocalEndpoints?.rawValue ?? "-") masq=\(s.masquerade.sorted().map(\.rawValue)) sched=\(s.scheduler ?? "-") \(aff) pins=[\(pins)]\n    \(be)"
+      let pins = s.pinnedClients.map {
+        "\($0.client)->\($0.backend?.description ?? "?") exp=\($0.expiresInSeconds.map { String($0) } ?? "-")"
+      }.joined(separator: ",")
+      return
+        "\(s.name ?? "<nil>") \(s.proto) [\(fe)] policy=\(s.externalTrafficPolicy?.rawValue ?? "nil") noEP=\(s.noEndpoints?.rawValue ?? "-") noLocal=\(s.noLocalEndpoints?.rawValue ?? "-") masq=\(s.masquerade.sorted().map(\.rawValue)) sched=\(s.scheduler ?? "-") \(aff) pins=[\(pins)]\n    \(be)"
     }.joined(separator: "\n")
   }
 }

@@ -49,7 +49,10 @@ private func readIPVSText(_ text: String, complete: Bool = true) throws -> IPVSR
 @Test func listFormsGivePersistentTimeoutsSchedulersAndIPv6() throws {
   let ops = try readIPVS("opsnull-issue251_ipvsadm-L-n_nodeport-vips_persistent-10800.txt")
   #expect(ops.services.count == 7)
-  #expect(ops.services.filter { $0.affinity?.timeoutSeconds == 10800 }.map(\.frontends.first?.description) == ["10.254.0.1:443"])
+  #expect(
+    ops.services.filter { $0.affinity?.timeoutSeconds == 10800 }.map(\.frontends.first?.description) == [
+      "10.254.0.1:443"
+    ])
   let wlc = try readIPVS("k8s-community-pr692_ipvsadm-L-n_wlc_persistent-10.txt")
   #expect(wlc.services.first?.scheduler == "wlc")
   #expect(wlc.services.first?.affinity?.timeoutSeconds == 10)
@@ -58,7 +61,8 @@ private func readIPVSText(_ text: String, complete: Bool = true) throws -> IPVSR
   #expect(persist.services.first?.affinity?.timeoutSeconds == 60)
   #expect(persist.services.first?.backends.first?.weight == 1)
   let v6 = try readIPVS("k8s-issue87604_ipvsadm-ln_ipv6-only.txt")
-  #expect(v6.services.map(\.frontends.first?.description) == ["[fd20::1]:443", "[fd20::a]:53", "[fd20::a]:9153"])
+  #expect(
+    v6.services.map(\.frontends.first?.description) == ["[fd20::1]:443", "[fd20::a]:53", "[fd20::a]:9153"])
   #expect(v6.services[1].backends.map(\.endpoint.description) == ["[fd20::7041]:53", "[fd20::7042]:53"])
   #expect(v6.services[0].backends.first?.activeConnections == 5)
   let readme = try readIPVS("k8s-ipvs-README_ipvsadm-ln_persistent-tcp-udp.txt")
@@ -115,7 +119,8 @@ private func readIPVSText(_ text: String, complete: Bool = true) throws -> IPVSR
   let odd = try readIPVS("alibaba-lvs-issue29_ipvsadm-Lnc_fullnat_hex-state_ODD.txt")
   #expect(odd.connections.count == 2)
   #expect(odd.summary.unsupported == 2)
-  #expect(odd.connections.allSatisfy { $0.state == nil && $0.backend.description.hasPrefix("192.168.200.108:") })
+  #expect(
+    odd.connections.allSatisfy { $0.state == nil && $0.backend.description.hasPrefix("192.168.200.108:") })
 
   let text = """
     IP Virtual Server version 1.2.1 (size=4096)
@@ -203,7 +208,9 @@ private func readIPVSText(_ text: String, complete: Bool = true) throws -> IPVSR
       #expect(r.services.count <= whole.services.count, "\(name) cut at \(cut)")
       #expect(r.connections.count <= whole.connections.count)
       // A cut inside a line is counted, never silently read as a shorter number.
-      if cut > 0, bytes[cut - 1] != 0x0A, !prefix.split(separator: "\n").last!.allSatisfy({ $0 == " " }) {
+      if cut > 0, bytes[cut - 1] != 0x0A,
+        !(prefix.split(separator: "\n").last ?? "").allSatisfy({ $0 == " " })
+      {
         #expect(r.summary.partial, "\(name) cut at \(cut)")
       }
     }

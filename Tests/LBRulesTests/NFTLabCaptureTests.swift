@@ -19,14 +19,18 @@ func labNFTListingMatchesTruth(_ file: String) throws {
   let truth = try labTruth()
   let service = try #require(truth["service"] as? [String: Any])
   let nftTruth = try #require(truth["nftAffinity"] as? [String: Any])
-  let (services, summary) = try NFTRulesReader.read(path: labDirectory.appendingPathComponent(file).path, input: 0)
+  let (services, summary) = try NFTRulesReader.read(
+    path: labDirectory.appendingPathComponent(file).path, input: 0)
   #expect(summary.issueCount == 0, "\(summary.examples)")
   #expect(!summary.partial)
   #expect(services.count == 1)
   let svc = try #require(services.first)
   #expect(svc.name == service["name"] as? String)
   #expect(svc.proto == .tcp)
-  #expect(svc.frontends.map(\.description) == ["\(service["clusterIP"] as? String ?? ""):\(service["port"] as? Int ?? 0)"])
+  #expect(
+    svc.frontends.map(\.description) == [
+      "\(service["clusterIP"] as? String ?? ""):\(service["port"] as? Int ?? 0)"
+    ])
   #expect(svc.frontends.first?.kind == .clusterIP)
 
   let truthBackends = try #require(service["backends"] as? [[String: Any]])

@@ -62,14 +62,18 @@ private func ep(_ text: String) -> Endpoint? { Endpoint(text) }
   let (services, summary) = try readNFT(
     "k8s-unittest_TestOverallNFTablesRules_nft-f-transaction_affinity-firewall.nft")
   #expect(summary.issueCount == 0)
-  #expect(services.map(\.name) == ["ns1/svc1:p80", "ns2/svc2:p80", "ns3/svc3:p80", "ns4/svc4:p80", "ns5/svc5:p80", "ns6/svc6:p80"])
+  #expect(
+    services.map(\.name) == [
+      "ns1/svc1:p80", "ns2/svc2:p80", "ns3/svc3:p80", "ns4/svc4:p80", "ns5/svc5:p80", "ns6/svc6:p80",
+    ])
   let svc2 = try #require(S.service(services, "ns2/svc2:p80"))
   #expect(svc2.externalTrafficPolicy == .local)
   #expect(svc2.noLocalEndpoints == .drop)
   #expect(svc2.backends.first?.expectedShare == 1)
   #expect(svc2.backends.first?.expectedShareExternal == 0)
   #expect(svc2.backends.first?.isLocal == false)
-  #expect(svc2.frontends.contains(ServiceFrontend(address: IPAddress("1.2.3.4"), port: 80, kind: .externalIP)))
+  #expect(
+    svc2.frontends.contains(ServiceFrontend(address: IPAddress("1.2.3.4"), port: 80, kind: .externalIP)))
   #expect(svc2.frontends.contains(ServiceFrontend(address: nil, port: 3001, kind: .nodePort)))
   #expect(!svc2.masquerade.contains(.externalPolicyCluster))
 
@@ -90,21 +94,26 @@ private func ep(_ text: String) -> Endpoint? { Endpoint(text) }
 }
 
 @Test func elidedListingCountsMissingChainsAndKeepsWhatItShows() throws {
-  let (services, summary) = try readNFT("gce-kubeadm-notes_nft-a-list-table-kube-proxy_handles_ELIDED-TAIL.nft.txt")
+  let (services, summary) = try readNFT(
+    "gce-kubeadm-notes_nft-a-list-table-kube-proxy_handles_ELIDED-TAIL.nft.txt")
   #expect(summary.partial)
   #expect(summary.unsupported == 1)  // the author's "...." line
   #expect(summary.truncated == 14)  // 1 unclosed table + 10 service-ips chains + 3 endpoint chains
   #expect(services.count == 9)
   let http = try #require(S.service(services, "home/http-server:mainhttp"))
   // Three endpoint chains are elided; their endpoints come from the chain names.
-  #expect(http.backends.map(\.endpoint.description) == ["10.244.1.71:8000", "10.244.1.72:8000", "10.244.1.73:8000", "10.244.1.76:8000"])
+  #expect(
+    http.backends.map(\.endpoint.description) == [
+      "10.244.1.71:8000", "10.244.1.72:8000", "10.244.1.73:8000", "10.244.1.76:8000",
+    ])
   #expect(http.backends.allSatisfy { $0.expectedShare == 0.25 })
   let api = try #require(S.service(services, "default/kubernetes:https"))
   #expect(api.backends.map(\.endpoint.description) == ["10.128.0.16:6443"])
 }
 
 @Test func iptablesNFTFragmentDecodesSvcAndSepChains() throws {
-  let (services, summary) = try readNFT("calico-issue8025_nft-list-ruleset_iptables-nft-KUBE-chains_FRAGMENT.nft.txt")
+  let (services, summary) = try readNFT(
+    "calico-issue8025_nft-list-ruleset_iptables-nft-KUBE-chains_FRAGMENT.nft.txt")
   #expect(summary.unsupported == 1)  // the CNI hostport chain
   #expect(services.count == 2)
   let dns = try #require(services.first { $0.proto == .udp })
@@ -112,9 +121,13 @@ private func ep(_ text: String) -> Endpoint? { Endpoint(text) }
   #expect(dns.backends.map(\.endpoint.description) == ["10.42.0.7:53"])
   #expect(dns.backends.first?.observedConnections == 0)
   #expect(dns.observedCounterSource != nil)
-  let (two, twoSummary) = try readNFT("saifsust-DevOps_nft-list_iptables-nft-KUBE-SERVICES_two-nodes_counters.nft.txt")
+  let (two, twoSummary) = try readNFT(
+    "saifsust-DevOps_nft-list_iptables-nft-KUBE-SERVICES_two-nodes_counters.nft.txt")
   #expect(twoSummary.issueCount == 0)
-  #expect(two.map(\.frontends.first?.description) == ["10.96.0.1:443", "10.96.0.10:53", "10.96.0.10:53", "10.96.0.10:9153"])
+  #expect(
+    two.map(\.frontends.first?.description) == [
+      "10.96.0.1:443", "10.96.0.10:53", "10.96.0.10:53", "10.96.0.10:9153",
+    ])
 }
 
 @Test func duplicateSlotsGiveUnequalShares() throws {

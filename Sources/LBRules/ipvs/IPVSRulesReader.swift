@@ -154,7 +154,8 @@ struct IPVSParser {
       return
     } else {
       summary.record(
-        InputIssue(kind: .unsupported, line: number, message: "not ipvsadm output: \(String(line.prefix(40)))"))
+        InputIssue(
+          kind: .unsupported, line: number, message: "not ipvsadm output: \(String(line.prefix(40)))"))
     }
   }
 
@@ -196,7 +197,8 @@ struct IPVSParser {
     if lastLineCut && pendingShort == nil && lastContentLine > 0 {
       summary.record(
         InputIssue(
-          kind: .truncated, line: lastContentLine, message: "last line has no line end: cut, its numbers may be short"))
+          kind: .truncated, line: lastContentLine,
+          message: "last line has no line end: cut, its numbers may be short"))
       summary.partial = true
     }
     if var pending = pendingShort {
@@ -224,7 +226,8 @@ struct IPVSParser {
     summary.notes += notes.sorted()
     if roundedNumbers > 0 {
       summary.notes.append(
-        "\(roundedNumbers) counters carry K/M/G/T suffixes (ipvsadm without --exact): rounded down, lower bounds")
+        "\(roundedNumbers) counters carry K/M/G/T suffixes (ipvsadm without --exact): rounded down, lower bounds"
+      )
     }
     var services = self.services
     for i in services.indices where services[i].backends.contains(where: { $0.observedConnections != nil }) {
@@ -233,9 +236,12 @@ struct IPVSParser {
     }
     let unlinked = IPVSRulesReader.link(pins, into: &services)
     for i in services.indices {
-      services[i].pinnedClients.sort { ($0.client, $0.expiresInSeconds ?? 0) < ($1.client, $1.expiresInSeconds ?? 0) }
+      services[i].pinnedClients.sort {
+        ($0.client, $0.expiresInSeconds ?? 0) < ($1.client, $1.expiresInSeconds ?? 0)
+      }
     }
-    return IPVSReadResult(services: services, summary: summary, connections: connections, unlinkedPins: unlinked)
+    return IPVSReadResult(
+      services: services, summary: summary, connections: connections, unlinkedPins: unlinked)
   }
 
   // MARK: - Virtual services
@@ -338,7 +344,8 @@ struct IPVSParser {
   mutating func realServer(_ words: [Substring], number: Int) {
     recognised = true
     guard let i = current else {
-      summary.record(InputIssue(kind: .malformed, line: number, message: "real server before any virtual service"))
+      summary.record(
+        InputIssue(kind: .malformed, line: number, message: "real server before any virtual service"))
       return
     }
     guard words.count >= 2 else {
@@ -373,7 +380,8 @@ struct IPVSParser {
         backend.activeConnections = UInt64(columns[2])
         backend.inactiveConnections = UInt64(columns[3])
         if columns[1] != "0" {
-          summary.notes.append("\(services[i].chain ?? "?") → \(endpoint): \(columns[1]) persistent connections")
+          summary.notes.append(
+            "\(services[i].chain ?? "?") → \(endpoint): \(columns[1]) persistent connections")
         }
       }
     case .thresholds:
@@ -565,7 +573,8 @@ struct IPVSParser {
     if state == nil, stateText != "UDP", stateText != "ICMP" {
       summary.record(
         InputIssue(
-          kind: .unsupported, line: number, message: "connection state \(stateText) is not an IPVS state name"))
+          kind: .unsupported, line: number, message: "connection state \(stateText) is not an IPVS state name"
+        ))
     }
     connections.append(
       ConnectionObservation(
@@ -605,7 +614,7 @@ struct IPVSParser {
   /// IPVS TCP/SCTP state names (`ip_vs_proto_tcp.c` `tcp_state_name_table`).
   static func state(_ text: Substring) -> ConnectionState? {
     switch text {
-    case "NONE": .none
+    case "NONE": ConnectionState.none
     case "ESTABLISHED": .established
     case "SYN_SENT": .synSent
     case "SYN_RECV", "SYNACK": .synReceived

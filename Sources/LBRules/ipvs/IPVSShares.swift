@@ -28,7 +28,8 @@ public enum IPVSScheduler {
     case _ where weightProportional.contains(scheduler):
       let note: String? =
         scheduler == "wrr" || scheduler == "mh"
-        ? nil : "\(scheduler) shares are weight-proportional only in the long run (equal connection lifetimes)"
+        ? nil
+        : "\(scheduler) shares are weight-proportional only in the long run (equal connection lifetimes)"
       return (positive.map { Double($0) / Double(total) }, note)
     case "fo":
       guard let top = positive.max(), let first = positive.firstIndex(of: top) else { return (nil, nil) }
@@ -36,7 +37,10 @@ public enum IPVSScheduler {
     case "lc":
       return (nil, "lc ignores weights and follows connection lifetimes: no expected share")
     case "sh", "dh":
-      return (nil, "\(scheduler) hashes the \(scheduler == "sh" ? "source" : "destination") address: shares follow the client population")
+      return (
+        nil,
+        "\(scheduler) hashes the \(scheduler == "sh" ? "source" : "destination") address: shares follow the client population"
+      )
     default:
       return (nil, "scheduler \(scheduler) is not modelled: no expected share")
     }
@@ -73,7 +77,8 @@ public struct IPVSWeightsUnevenness: Sendable, Hashable {
         summary:
           "\(label): \(zero.count) of \(service.backends.count) real servers have weight 0 and get no new connections",
         evidence: evidence,
-        remediation: "ipvsadm -e -t \(label) -r \(zero[0].endpoint) -w 1   # or let kube-proxy re-sync the endpoint")
+        remediation:
+          "ipvsadm -e -t \(label) -r \(zero[0].endpoint) -w 1   # or let kube-proxy re-sync the endpoint")
     }
     let positive = weights.filter { $0 > 0 }
     guard IPVSScheduler.weightProportional.contains(scheduler) || scheduler == "fo",

@@ -36,7 +36,8 @@ struct NFTIptablesChainsDecoder {
   /// The hash that KUBE-SVC-, KUBE-SVL-, KUBE-EXT-, KUBE-FW- and KUBE-XLB- chains of one
   /// service port share.
   private static func serviceHash(_ chain: Substring) -> Substring? {
-    for prefix in ["KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-XLB-"] where chain.hasPrefix(prefix) {
+    for prefix in ["KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-XLB-"]
+    where chain.hasPrefix(prefix) {
       return chain.dropFirst(prefix.count)
     }
     return nil
@@ -96,18 +97,23 @@ struct NFTIptablesChainsDecoder {
       }
       if name == "KUBE-SERVICES" || name == "KUBE-NODEPORTS" {
         for rule in chain.rules {
-          guard let target = Self.jumpTarget(rule.tokens), let hash = Self.serviceHash(target) else { continue }
+          guard let target = Self.jumpTarget(rule.tokens), let hash = Self.serviceHash(target) else {
+            continue
+          }
           let key = builder(hash, line: rule.line)
           let (address, port, proto) = Self.destination(rule.tokens)
           guard let port else { continue }
           let kind: FrontendKind =
             name == "KUBE-NODEPORTS" ? .nodePort : (target.hasPrefix("KUBE-SVC-") ? .clusterIP : .externalIP)
           let frontend = ServiceFrontend(address: kind == .nodePort ? nil : address, port: port, kind: kind)
-          if builders[key]?.frontends.contains(frontend) == false { builders[key]?.frontends.append(frontend) }
+          if builders[key]?.frontends.contains(frontend) == false {
+            builders[key]?.frontends.append(frontend)
+          }
           if let proto { builders[key]?.proto = proto }
           if let n = Self.commentName(rule.tokens) { builders[key]?.name = n }
         }
-      } else if name.hasPrefix("KUBE-SVC-") || name.hasPrefix("KUBE-SVL-"), let hash = Self.serviceHash(name) {
+      } else if name.hasPrefix("KUBE-SVC-") || name.hasPrefix("KUBE-SVL-"), let hash = Self.serviceHash(name)
+      {
         let key = builder(hash, line: chain.line)
         builders[key]?.svcChain = name
       }
@@ -140,7 +146,9 @@ struct NFTIptablesChainsDecoder {
           if let proto { rule.proto = proto }
           if let address, let port {
             let f = ServiceFrontend(address: address, port: port, kind: .clusterIP)
-            if !frontends.contains(where: { $0.address == address && $0.port == port }) { frontends.append(f) }
+            if !frontends.contains(where: { $0.address == address && $0.port == port }) {
+              frontends.append(f)
+            }
           }
           if let s = t.firstIndex(of: "saddr"), s + 1 < t.count, t[s + 1] == "!=" {
             rule.masquerade.insert(.clusterIPFromOutsideCluster)
@@ -159,7 +167,8 @@ struct NFTIptablesChainsDecoder {
     var counted = false
     for (target, jump) in jumps {
       guard let sep = table.chains[target] else {
-        summary.record(InputIssue(kind: .truncated, line: jump.line, message: "chain \(target) is not in the input"))
+        summary.record(
+          InputIssue(kind: .truncated, line: jump.line, message: "chain \(target) is not in the input"))
         summary.partial = true
         continue
       }

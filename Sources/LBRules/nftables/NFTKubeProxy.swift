@@ -146,7 +146,9 @@ struct NFTKubeProxyDecoder {
       }
     }
     let clusterIPs = Set(
-      (table.sets["cluster-ips"]?.elements ?? []).compactMap { $0.key.first.flatMap { IPAddress(String($0)) } })
+      (table.sets["cluster-ips"]?.elements ?? []).compactMap {
+        $0.key.first.flatMap { IPAddress(String($0)) }
+      })
     frontends(map: "service-ips", clusterIPs: clusterIPs)
     frontends(map: "service-nodeports", clusterIPs: clusterIPs)
     frontends(map: "firewall-ips", clusterIPs: clusterIPs)
@@ -224,7 +226,8 @@ struct NFTKubeProxyDecoder {
         let frontend = frontend(element, kind: nil, clusterIPs: clusterIPs, role: nil)
       else {
         summary.record(
-          InputIssue(kind: .malformed, line: element.line, message: "\(map) key is not [ADDR .] PROTO . PORT"))
+          InputIssue(kind: .malformed, line: element.line, message: "\(map) key is not [ADDR .] PROTO . PORT")
+        )
         continue
       }
       let action: NoEndpointsAction
@@ -352,7 +355,8 @@ struct NFTKubeProxyDecoder {
           }
         } else {
           let parts = entry.value.split(separator: ".").map { $0.first ?? "" }
-          guard parts.count == 2, let address = IPAddress(String(parts[0])), let port = UInt16(parts[1]) else {
+          guard parts.count == 2, let address = IPAddress(String(parts[0])), let port = UInt16(parts[1])
+          else {
             summary.record(
               InputIssue(kind: .unsupported, line: rule.line, message: "numgen map value is not ADDR . PORT"))
             continue
@@ -451,9 +455,11 @@ struct NFTKubeProxyDecoder {
       }
       return result
     }
-    for selection in [internalSelection, local].compactMap({ $0 }) where selection.slots.count < selection.modulus {
+    for selection in [internalSelection, local].compactMap({ $0 })
+    where selection.slots.count < selection.modulus {
       summary.notes.append(
-        "\(b.name): numgen mod \(selection.modulus) maps only \(selection.slots.count) slots; the rest fall through")
+        "\(b.name): numgen mod \(selection.modulus) maps only \(selection.slots.count) slots; the rest fall through"
+      )
     }
     let internalShares = shares(internalSelection)
     let localShares = shares(local)
@@ -513,14 +519,16 @@ struct NFTKubeProxyDecoder {
     var seenSets = Set<Substring>()
     for a in affinity where seenSets.insert(a.set).inserted {
       guard let set = table.sets[a.set] else {
-        summary.record(InputIssue(kind: .truncated, line: a.line, message: "set \(a.set) is not in the input"))
+        summary.record(
+          InputIssue(kind: .truncated, line: a.line, message: "set \(a.set) is not in the input"))
         summary.partial = true
         continue
       }
       if let t = set.timeoutSeconds { timeout = max(timeout ?? 0, t) }
       let backend = endpoint(ofChain: a.chain)
       for element in set.elements {
-        guard let first = element.key.first, element.key.count == 1, let client = IPAddress(String(first)) else {
+        guard let first = element.key.first, element.key.count == 1, let client = IPAddress(String(first))
+        else {
           summary.record(
             InputIssue(kind: .malformed, line: element.line, message: "affinity element is not an address"))
           continue
@@ -530,7 +538,8 @@ struct NFTKubeProxyDecoder {
         if let elementTimeout, let expires = element.expiresSeconds { age = max(0, elementTimeout - expires) }
         pins.append(
           PinnedClient(
-            client: client, backend: backend, lastSeenAgeSeconds: age, expiresInSeconds: element.expiresSeconds,
+            client: client, backend: backend, lastSeenAgeSeconds: age,
+            expiresInSeconds: element.expiresSeconds,
             source: .nft, list: String(a.set), location: SourceLocation(input: input, line: element.line)))
       }
     }

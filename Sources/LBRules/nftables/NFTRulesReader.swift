@@ -74,7 +74,8 @@ public enum NFTRulesReader {
       let tokens = NFTSyntax.tokenize(line)
       guard let first = tokens.first else { continue }
       if ["table", "chain", "set", "map"].contains(first), tokens.last == "{" { return true }
-      if ["add", "create", "insert", "replace", "flush", "delete", "destroy"].contains(first), tokens.count >= 2,
+      if ["add", "create", "insert", "replace", "flush", "delete", "destroy"].contains(first),
+        tokens.count >= 2,
         ["table", "chain", "rule", "set", "map", "element", "ruleset"].contains(tokens[1])
       {
         return true
@@ -95,13 +96,13 @@ public enum NFTRulesReader {
 func sortedDatapathServices(_ services: [ServiceRule]) -> [ServiceRule] {
   services.sorted { a, b in
     switch (a.name, b.name) {
-    case let (x?, y?) where x != y: return x < y
+    case (let x?, let y?) where x != y: return x < y
     case (nil, _?): return false
     case (_?, nil): return true
     default:
       if a.proto != b.proto, a.name != nil { return a.proto < b.proto }
       switch (a.frontends.first, b.frontends.first) {
-      case let (x?, y?) where x != y: return x < y
+      case (let x?, let y?) where x != y: return x < y
       case (nil, _?): return false
       case (_?, nil): return true
       default: return a.location.line < b.location.line

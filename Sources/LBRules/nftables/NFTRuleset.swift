@@ -17,7 +17,9 @@ struct NFTElement {
   var line: Int
 
   /// The key's parts split at ` . ` (`["10.0.0.1", "tcp", "80"]`).
-  var keyParts: [Substring] { key.split(separator: ".", omittingEmptySubsequences: true).map { $0.first ?? "" } }
+  var keyParts: [Substring] {
+    key.split(separator: ".", omittingEmptySubsequences: true).map { $0.first ?? "" }
+  }
 
   /// `goto X` / `jump X` target of a verdict value.
   var verdictTarget: Substring? {
@@ -108,7 +110,9 @@ struct NFTRulesetParser {
     if overlong {
       summary.records += 1
       summary.record(
-        InputIssue(kind: .malformed, line: number, message: "line longer than \(DatapathTextFile.maxLineLength) bytes"))
+        InputIssue(
+          kind: .malformed, line: number, message: "line longer than \(DatapathTextFile.maxLineLength) bytes")
+      )
       return
     }
     let tokens = NFTSyntax.tokenize(line)
@@ -256,7 +260,8 @@ struct NFTRulesetParser {
     }
   }
 
-  private mutating func setAttribute(_ tokens: ArraySlice<Substring>, table t: Int, set: Substring, line: Int) {
+  private mutating func setAttribute(_ tokens: ArraySlice<Substring>, table t: Int, set: Substring, line: Int)
+  {
     guard let first = tokens.first else { return }
     let rest = tokens.dropFirst()
     switch first {
@@ -295,7 +300,11 @@ struct NFTRulesetParser {
         switch token {
         case "timeout", "expires":
           if i + 1 < part.endIndex, let seconds = NFTSyntax.duration(part[i + 1]) {
-            if token == "timeout" { element.timeoutSeconds = seconds } else { element.expiresSeconds = seconds }
+            if token == "timeout" {
+              element.timeoutSeconds = seconds
+            } else {
+              element.expiresSeconds = seconds
+            }
           } else {
             summary.record(
               InputIssue(kind: .malformed, line: line, message: "element \(token) is not a duration"))
@@ -426,9 +435,10 @@ struct NFTRulesetParser {
         return
       }
       if verb == "delete" || verb == "destroy" {
-        let keys = Set(NFTSyntax.splitTopLevel(body).map { part in
-          part.prefix { $0 != ":" && $0 != "comment" && $0 != "timeout" }.joined(separator: " ")
-        })
+        let keys = Set(
+          NFTSyntax.splitTopLevel(body).map { part in
+            part.prefix { $0 != ":" && $0 != "comment" && $0 != "timeout" }.joined(separator: " ")
+          })
         tables[t].sets[name]?.elements.removeAll { keys.contains($0.key.joined(separator: " ")) }
       } else if !isRemoval {
         tables[t].ensureSet(name, isMap: false, line: line)
