@@ -38,7 +38,8 @@ let package = Package(
     // kube-proxy's datapaths (iptables-save, nftables, IPVS, xt_recent) into one RuleSet.
     .target(
       name: "LBRules",
-      dependencies: ["LBCore", "LBConntrack", .product(name: "SystemPackage", package: "swift-system")]
+      dependencies: ["LBCore", "LBConntrack", .product(name: "SystemPackage", package: "swift-system")],
+      exclude: ["nftables/README.md", "ipvs/README.md"]
     ),
 
     // Analyses: core values in, core values out.
