@@ -38,7 +38,8 @@ let package = Package(
     // kube-proxy's datapaths (iptables-save, nftables, IPVS, xt_recent) into one RuleSet.
     .target(
       name: "LBRules",
-      dependencies: ["LBCore", "LBConntrack", .product(name: "SystemPackage", package: "swift-system")]
+      dependencies: ["LBCore", "LBConntrack", .product(name: "SystemPackage", package: "swift-system")],
+      exclude: ["README.md"]
     ),
 
     // Analyses: core values in, core values out.
@@ -51,7 +52,7 @@ let package = Package(
     .executableTarget(
       name: "lbscope",
       dependencies: [
-        "LBCore", "LBConntrack", "LBAnalysis", "LBReport",
+        "LBCore", "LBConntrack", "LBRules", "LBAnalysis", "LBReport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "SystemPackage", package: "swift-system"),
       ]
