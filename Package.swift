@@ -60,7 +60,7 @@ let package = Package(
 
     .testTarget(name: "LBCoreTests", dependencies: ["LBCore"]),
     .testTarget(name: "LBConntrackTests", dependencies: ["LBCore", "LBConntrack"]),
-    .testTarget(name: "LBRulesTests", dependencies: ["LBCore", "LBRules"]),
+    .testTarget(name: "LBRulesTests", dependencies: ["LBCore", "LBRules", "LBAnalysis"]),
     .testTarget(name: "LBAnalysisTests", dependencies: ["LBCore", "LBAnalysis", "LBConntrack"]),
     .testTarget(
       name: "LBReportTests", dependencies: ["LBCore", "LBAnalysis", "LBReport", "LBConntrack"],

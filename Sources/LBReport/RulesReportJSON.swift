@@ -6,16 +6,47 @@ import LBCore
 /// `probability`, `pinnedClientList`, `trace`). Renders; decides nothing.
 public enum RulesReportJSON {
   public static func render(_ result: RulesResult, tool: ToolInfo) -> String {
-    document(result, tool: tool).rendered()
+    var out = ""
+    render(result, tool: tool) { out += $0 }
+    return out
   }
 
-  public static func document(_ result: RulesResult, tool: ToolInfo) -> JSON {
+  /// Renders piece by piece, one service at a time, so a report of 10,000 services never
+  /// exists as one tree in memory. The text is the same as `document(…).rendered()`.
+  public static func render(_ result: RulesResult, tool: ToolInfo, emit: (String) -> Void) {
+    let skeleton = document(result, tool: tool, services: false).rendered()
+    let marker = "\n  \"services\": []"
+    let text = Array(skeleton.utf8)
+    let needle = Array(marker.utf8)
+    guard let start = (0...(text.count - needle.count)).first(where: { text[$0..<($0 + needle.count)].elementsEqual(needle) })
+    else {
+      emit(skeleton)
+      return
+    }
+    emit(String(decoding: text[..<start], as: UTF8.self) + "\n  \"services\": ")
+    if result.services.isEmpty {
+      emit("[]")
+    } else {
+      emit("[\n")
+      for i in result.services.indices {
+        var piece = "    "
+        service(result.services[i], distribution: result.distributions[i]).write(into: &piece, indent: 4)
+        piece += i + 1 < result.services.count ? ",\n" : "\n"
+        emit(piece)
+      }
+      emit("  ]")
+    }
+    emit(String(decoding: text[(start + needle.count)...], as: UTF8.self))
+  }
+
+  public static func document(_ result: RulesResult, tool: ToolInfo, services withServices: Bool = true) -> JSON {
     var root: [String: JSON] = [
       "schemaVersion": .int(Int64(JSONReport.schemaVersion)),
       "tool": .object(["name": .string(tool.name), "version": .string(tool.version)]),
       "inputs": .array(result.inputs.map(JSONReport.input)),
       "services": .array(
-        result.services.indices.map { service(result.services[$0], distribution: result.distributions[$0]) }),
+        withServices
+          ? result.services.indices.map { service(result.services[$0], distribution: result.distributions[$0]) } : []),
       "translatedSources": .array([]),
       "findings": .array(result.findings.map(JSONReport.finding)),
       "unlinkedPinnedClients": .array(result.unlinkedPins.map(pin)),

@@ -153,11 +153,12 @@ enum RuleText {
 /// An address with a prefix length, as `-s`/`-d` match it.
 public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
   public var address: IPAddress
-  public var length: Int
+  /// Prefix length in bits (0…32 or 0…128).
+  public var length: UInt8
 
   public init(address: IPAddress, length: Int) {
     self.address = address
-    self.length = length
+    self.length = UInt8(clamping: length)
   }
 
   /// True when the prefix names exactly one address (`/32`, `/128`).
@@ -169,10 +170,12 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
   public func contains(_ other: IPAddress) -> Bool {
     switch (address, other) {
     case (.v4(let a), .v4(let b)):
+      let length = Int(self.length)
       if length <= 0 { return true }
       let mask: UInt32 = length >= 32 ? .max : ~(UInt32.max >> UInt32(length))
       return a.value & mask == b.value & mask
     case (.v6(let a), .v6(let b)):
+      let length = Int(self.length)
       if length <= 0 { return true }
       if length <= 64 {
         let mask: UInt64 = length >= 64 ? .max : ~(UInt64.max >> UInt64(length))

@@ -143,19 +143,32 @@ extension Output {
   /// call for (as `write` does for connection reports).
   static func writeRules(_ result: RulesResult, options: ReportOptions) throws {
     let tool = ToolInfo(version: LBScope.version)
-    let text: String
-    switch options.format {
-    case .json: text = RulesReportJSON.render(result, tool: tool)
-    case .markdown: text = RulesReportMarkdown().render(result, tool: tool)
-    }
-    if let path = options.output {
-      do {
-        try AtomicFile.write(text, to: path, replace: options.force)
-      } catch {
-        Failure(error).exit()
+    if options.output == nil && options.format == .json {
+      // Large rule sets: stream the JSON to standard output in pieces of about 1 MiB.
+      var pending = ""
+      RulesReportJSON.render(result, tool: tool) { piece in
+        pending += piece
+        if pending.utf8.count >= 1 << 20 {
+          _ = try? FileDescriptor.standardOutput.writeAll(pending.utf8)
+          pending = ""
+        }
       }
+      _ = try? FileDescriptor.standardOutput.writeAll(pending.utf8)
     } else {
-      _ = try? FileDescriptor.standardOutput.writeAll(text.utf8)
+      let text: String
+      switch options.format {
+      case .json: text = RulesReportJSON.render(result, tool: tool)
+      case .markdown: text = RulesReportMarkdown().render(result, tool: tool)
+      }
+      if let path = options.output {
+        do {
+          try AtomicFile.write(text, to: path, replace: options.force)
+        } catch {
+          Failure(error).exit()
+        }
+      } else {
+        _ = try? FileDescriptor.standardOutput.writeAll(text.utf8)
+      }
     }
     let damaged = result.inputs.filter { $0.issueCount > 0 || $0.partial }
     for input in damaged {

@@ -29,9 +29,9 @@ public struct RecentMatch: Hashable, Sendable {
   public var command: RecentCommand?
   /// The list, `/proc/net/xt_recent/NAME`; `DEFAULT` when not named.
   public var name: String
-  public var seconds: Int?
+  public var seconds: Int32?
   public var reap: Bool
-  public var hitCount: Int?
+  public var hitCount: Int32?
 }
 
 /// A `-m mark --mark VALUE/MASK` match.
@@ -76,13 +76,28 @@ public enum RuleTarget: Hashable, Sendable {
 /// One `-A` rule of an iptables-save dump, with the matches lbscope understands.
 /// Unknown matches are kept as a flag, so a trace can say it assumed them true.
 public struct IptablesRule: Sendable {
+  // Stored compactly: a 10,000-service dump has 330,000 rules.
+  var storedLine: Int32
+  var storedChain: Int32
+  var storedPackets: UInt64 = 0
+  var storedBytes: UInt64 = 0
+  var hasCounters = false
   /// 1-based line in the input.
-  public var line: Int
+  public var line: Int { Int(storedLine) }
   /// Index of the rule's chain in `IptablesDump.chains`.
-  public var chain: Int
+  public var chain: Int { Int(storedChain) }
   /// `[packets:bytes]` of `iptables-save -c` (or `-c P B` of `iptables -S -v`).
-  public var packets: UInt64?
-  public var bytes: UInt64?
+  public var packets: UInt64? {
+    get { hasCounters ? storedPackets : nil }
+    set {
+      storedPackets = newValue ?? 0
+      hasCounters = newValue != nil
+    }
+  }
+  public var bytes: UInt64? {
+    get { hasCounters ? storedBytes : nil }
+    set { storedBytes = newValue ?? 0 }
+  }
   public var source: IPPrefix?
   public var sourceNegated = false
   public var destination: IPPrefix?
@@ -97,21 +112,21 @@ public struct IptablesRule: Sendable {
   public var destinationLocal: Bool?
   public var sourceLocal: Bool?
   public var comment: String?
-  /// `-m statistic --mode random --probability P`, with the decimals it was printed with.
+  /// `-m statistic --mode random --probability P`.
   public var probability: Double?
-  public var probabilityDecimals = 0
   /// `-m statistic --mode nth`: a deterministic cascade lbscope does not model as chances.
   public var nth = false
   public var recent: RecentMatch?
   public var mark: MarkMatch?
   public var markNegated = false
-  /// Matches lbscope does not evaluate (`-m conntrack`, `-m nfacct`, `-i`, …).
-  public var otherMatches: [String] = []
+  /// Matches lbscope does not evaluate (`-m conntrack`, `-m nfacct`, `-i`, …), as bits of
+  /// `IptablesDump.matchNames`.
+  public var otherMatches: UInt64 = 0
   public var target: RuleTarget = .none
 
   init(line: Int, chain: Int) {
-    self.line = line
-    self.chain = chain
+    storedLine = Int32(clamping: line)
+    storedChain = Int32(clamping: chain)
   }
 
   /// True when the rule matches only some sources (`-s`, `--src-type LOCAL`, not negated).
@@ -141,6 +156,19 @@ public struct IptablesDump: Sendable {
   public var generator: String?
   /// True when the dump came from ip6tables-save (IPv6 addresses).
   public var sawIPv6 = false
+  /// Names of the matches lbscope does not evaluate; bit i of `IptablesRule.otherMatches`.
+  public var matchNames: [String] = []
+
+  /// The names of a rule's unevaluated matches.
+  public func otherMatches(of rule: IptablesRule) -> [String] {
+    matchNames.indices.filter { $0 < 64 && rule.otherMatches & (1 << UInt64($0)) != 0 }.map { matchNames[$0] }
+  }
+
+  mutating func matchBit(_ name: String) -> UInt64 {
+    if let i = matchNames.firstIndex(of: name) { return i < 64 ? 1 << UInt64(i) : 0 }
+    matchNames.append(name)
+    return matchNames.count <= 64 ? 1 << UInt64(matchNames.count - 1) : 0
+  }
   var index: [ChainKey: Int] = [:]
 
   struct ChainKey: Hashable {

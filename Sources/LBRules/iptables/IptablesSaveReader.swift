@@ -228,7 +228,7 @@ struct IptablesSaveParser {
             rule.proto = p
             rule.protoNegated = negate
           } else if !v.equals("all") {
-            rule.otherMatches.append("-p " + v.string)
+            rule.otherMatches |= dump.matchBit("-p " + v.string)
           }
         } else { ok = false }
       } else if t.equals("-m") || t.equals("--match") {
@@ -236,7 +236,7 @@ struct IptablesSaveParser {
           module = v.string
           switch module {
           case "comment", "tcp", "udp", "sctp", "statistic", "recent", "addrtype", "mark": break
-          default: rule.otherMatches.append(module)
+          default: rule.otherMatches |= dump.matchBit(module)
           }
         } else { ok = false }
       } else if t.equals("--comment") {
@@ -261,7 +261,6 @@ struct IptablesSaveParser {
       } else if t.equals("--probability") {
         if let v, let f = RuleText.fraction(v.bytes), f.value <= 1 {
           rule.probability = f.value
-          rule.probabilityDecimals = f.decimals
         } else { ok = false }
       } else if t.equals("--every") || t.equals("--packet") {
         rule.nth = true
@@ -269,10 +268,10 @@ struct IptablesSaveParser {
         used = taken
       } else if t.equals("--dst-type") {
         if let v { rule.destinationLocal = v.equals("LOCAL") != negate } else { ok = false }
-        if let v, !v.equals("LOCAL") { rule.otherMatches.append("addrtype") }
+        if let v, !v.equals("LOCAL") { rule.otherMatches |= dump.matchBit("addrtype") }
       } else if t.equals("--src-type") {
         if let v { rule.sourceLocal = v.equals("LOCAL") != negate } else { ok = false }
-        if let v, !v.equals("LOCAL") { rule.otherMatches.append("addrtype") }
+        if let v, !v.equals("LOCAL") { rule.otherMatches |= dump.matchBit("addrtype") }
       } else if t.equals("--mark") && !sawJump {
         if let v, let m = Self.markMatch(v.bytes) {
           rule.mark = m
@@ -315,7 +314,7 @@ struct IptablesSaveParser {
           used = 3
         } else { ok = false }
       } else if t.equals("-i") || t.equals("--in-interface") || t.equals("-o") || t.equals("--out-interface") {
-        rule.otherMatches.append(t.string)
+        rule.otherMatches |= dump.matchBit(t.string)
       } else if t.equals("-f") || t.equals("--fragment") || t.equals("--set") || t.equals("--reap")
         || t.equals("--rsource") || t.equals("--rdest") || t.equals("--random") || t.equals("--random-fully")
         || t.equals("--persistent") || t.equals("--rttl") || t.equals("--fully-random")
@@ -402,10 +401,10 @@ struct IptablesSaveParser {
       recent.name = v.string
       used = 2
     } else if t.equals("--seconds"), let v, let s = RuleText.decimal(v.bytes) {
-      recent.seconds = Int(clamping: s)
+      recent.seconds = Int32(clamping: s)
       used = 2
     } else if t.equals("--hitcount"), let v, let h = RuleText.decimal(v.bytes) {
-      recent.hitCount = Int(clamping: h)
+      recent.hitCount = Int32(clamping: h)
       used = 2
     } else if t.equals("--mask"), v != nil {
       used = 2

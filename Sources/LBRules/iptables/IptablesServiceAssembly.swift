@@ -73,8 +73,14 @@ extension IptablesServices {
     var directEndpoints: [Int] = []  // endpoint chains a frontend jumps to directly
     // Endpoint chains no cascade reaches (excerpts without the service chain) are services of
     // their own.
+    // One service per name among them.
+    var orphanByName: [String: Int] = [:]
     for e in endpoints.keys.sorted() where owner[e] == nil && !dump.chains[e].rules.isEmpty {
       parent[e] = e
+      let dnat = dump.rules[endpoints[e]?.dnatRule ?? 0]
+      if let name = dnat.comment.flatMap(Self.serviceName) {
+        if let first = orphanByName[name] { union(first, e) } else { orphanByName[name] = e }
+      }
     }
     for link in links {
       for c in [link.cascade].compactMap({ $0 }) + link.conditional where cascades[c] == nil {
@@ -189,7 +195,10 @@ extension IptablesServices {
         size(a) != size(b) ? size(a) < size(b) : (chainName(a).hasPrefix("KUBE-SVC-") ? 0 : 1) > (chainName(b).hasPrefix("KUBE-SVC-") ? 0 : 1) || a > b
       } ?? members[0]
     let entries = entriesOf(cluster)
-    let shares = ProbabilityCascade.shares(entries.map { dump.rules[$0.rule].probability })
+    // Endpoint chains without a cascade (excerpts) say nothing about chances.
+    let balanced = cascades[cluster] != nil || links.contains { $0.cascade == cluster }
+    let shares: [Double?] =
+      balanced ? ProbabilityCascade.shares(entries.map { dump.rules[$0.rule].probability }) : entries.map { _ in nil }
     var service = ServiceRule(
       name: nil, proto: .tcp, source: .iptables, chain: chainName(cluster),
       location: SourceLocation(input: input, line: dump.chains[cluster].line))

@@ -132,7 +132,7 @@ public struct IptablesServices {
         let rule = dump.rules[r]
         guard let t = jumpTarget(rule), endpoints[t] != nil else { continue }
         if rule.recent?.command == .rcheck {
-          seconds = rule.recent?.seconds ?? seconds
+          seconds = rule.recent?.seconds.map(Int.init) ?? seconds
           continue
         }
         if rule.selectsSources { continue }

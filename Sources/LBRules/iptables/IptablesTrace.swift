@@ -195,7 +195,7 @@ public struct IptablesTrace {
         return 0
       }
     }
-    for other in rule.otherMatches {
+    for other in dump.otherMatches(of: rule) {
       log.assume("`\(other)` matches were taken as matching (a new connection)")
     }
     if rule.nth {
