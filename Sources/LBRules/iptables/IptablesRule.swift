@@ -117,6 +117,9 @@ public struct IptablesRule: Sendable {
   /// `-m statistic --mode nth`: a deterministic cascade lbscope does not model as chances.
   public var nth = false
   public var recent: RecentMatch?
+  /// `-m conntrack --ctstate …` / `-m state --state …`: whether a new connection (NEW, and
+  /// DNAT once translated) matches; `nil` without such a match.
+  public var matchesNewConnection: Bool?
   public var mark: MarkMatch?
   public var markNegated = false
   /// Matches lbscope does not evaluate (`-m conntrack`, `-m nfacct`, `-i`, …), as bits of

@@ -235,7 +235,7 @@ struct IptablesSaveParser {
         if let v {
           module = v.string
           switch module {
-          case "comment", "tcp", "udp", "sctp", "statistic", "recent", "addrtype", "mark": break
+          case "comment", "tcp", "udp", "sctp", "statistic", "recent", "addrtype", "mark", "conntrack", "state": break
           default: rule.otherMatches |= dump.matchBit(module)
           }
         } else { ok = false }
@@ -266,6 +266,11 @@ struct IptablesSaveParser {
         rule.nth = true
       } else if module == "recent", let taken = recentOption(t, v, &rule) {
         used = taken
+      } else if t.equals("--ctstate") || t.equals("--state") {
+        if let v {
+          let states = v.string.split(separator: ",")
+          rule.matchesNewConnection = (states.contains("NEW") || states.contains("DNAT")) != negate
+        } else { ok = false }
       } else if t.equals("--dst-type") {
         if let v { rule.destinationLocal = v.equals("LOCAL") != negate } else { ok = false }
         if let v, !v.equals("LOCAL") { rule.otherMatches |= dump.matchBit("addrtype") }

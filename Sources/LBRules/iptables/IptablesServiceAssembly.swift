@@ -93,6 +93,15 @@ extension IptablesServices {
       for pair in zip(reached, reached.dropFirst()) { union(pair.0, pair.1) }
     }
 
+    // Cascades and endpoint chains that carry the same service name are one service (an
+    // excerpt or a cut dump may have lost the rules that link them).
+    var byName: [String: Int] = [:]
+    for c in parent.keys.sorted() {
+      guard let name = dump.chains[c].rules.lazy.compactMap({ self.dump.rules[$0].comment.flatMap(Self.serviceName) }).first
+      else { continue }
+      if let first = byName[name] { union(first, c) } else { byName[name] = c }
+    }
+
     var groups: [Int: [Int]] = [:]
     for c in parent.keys.sorted() { groups[find(c), default: []].append(c) }
     var linksByGroup: [Int: [FrontendLink]] = [:]
@@ -119,26 +128,26 @@ extension IptablesServices {
     // Frontends whose path ends without a cascade (policy Local without local endpoints,
     // services whose chains the excerpt lacks), and services the filter table says have no
     // endpoints at all.
-    var byName: [String: ServiceRule] = [:]
+    var orphans: [String: ServiceRule] = [:]
     var unnamed: [ServiceRule] = []
     for link in orphanLinks {
       var service =
-        link.name.flatMap { byName[$0] }
+        link.name.flatMap { orphans[$0] }
         ?? ServiceRule(
           name: link.name, proto: link.proto ?? .tcp, source: .iptables,
           location: SourceLocation(input: input, line: link.line))
       add(link, to: &service, clusterCascade: nil, masq: masqByFrontend)
-      if let name = link.name { byName[name] = service } else { unnamed.append(service) }
+      if let name = link.name { orphans[name] = service } else { unnamed.append(service) }
     }
     for (name, f) in facts where !usedFacts.contains(name) {
       var service =
-        byName[name]
+        orphans[name]
         ?? ServiceRule(
           name: name, proto: f.proto ?? .tcp, source: .iptables, location: SourceLocation(input: input, line: f.line))
       apply(f, to: &service)
-      byName[name] = service
+      orphans[name] = service
     }
-    for (name, var service) in byName {
+    for (name, var service) in orphans {
       if let i = services.firstIndex(where: { $0.name == name }) {
         // The same name as a balanced service: merge the extra frontends into it.
         for f in service.frontends where !services[i].frontends.contains(f) { services[i].frontends.append(f) }

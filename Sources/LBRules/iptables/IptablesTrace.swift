@@ -187,6 +187,7 @@ public struct IptablesTrace {
     if let local = rule.destinationLocal, localAddresses.contains(packet.destination.address) != local { return 0 }
     if let local = rule.sourceLocal, localAddresses.contains(packet.source.address) != local { return 0 }
     if let m = rule.mark, (mark & m.mask == m.value) == rule.markNegated { return 0 }
+    if rule.matchesNewConnection == false { return 0 }
     if let recent = rule.recent, recent.command == .rcheck || recent.command == .update {
       if let lists = recentLists {
         if lists[recent.name]?.contains(packet.source.address) != true { return 0 }
