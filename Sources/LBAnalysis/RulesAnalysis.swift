@@ -41,7 +41,8 @@ public enum RulesAnalyzer {
       findings.append(
         Finding(
           code: "capture-incomplete", severity: .info, service: nil,
-          summary: "\(partial.count) rules input(s) were cut or damaged, so some services may be missing or incomplete",
+          summary:
+            "\(partial.count) rules input(s) were cut or damaged, so some services may be missing or incomplete",
           evidence: partial.map {
             "\($0.path): \($0.truncated) truncated, \($0.malformed) malformed, \($0.unsupported) unsupported lines"
           },
@@ -96,11 +97,18 @@ public enum RulesAnalyzer {
       let off = balanced.filter { abs(($0.expectedShare ?? 0) - equal) > tolerance }
       if !off.isEmpty {
         var evidence = balanced.enumerated().map { i, b in
-          let p = b.probability.map { "--probability \(NumberText.decimal($0, places: 11))" } ?? "no statistic match (takes the rest)"
+          let p =
+            b.probability.map { "--probability \(NumberText.decimal($0, places: 11))" }
+            ?? "no statistic match (takes the rest)"
           let ideal = ProbabilityIdeal.text(i, n)
-          return "\(b.endpoint): \(p) (kube-proxy would write \(ideal)) → \(NumberText.percent(b.expectedShare ?? 0)) of new connections, \(NumberText.percent(equal)) expected"
+          return
+            "\(b.endpoint): \(p) (kube-proxy would write \(ideal)) → \(NumberText.percent(b.expectedShare ?? 0)) of new connections, \(NumberText.percent(equal)) expected"
         }
-        if let chain = s.chain { evidence.append("chain \(chain), rules at lines \(balanced.map { String($0.location.line) }.joined(separator: ", "))") }
+        if let chain = s.chain {
+          evidence.append(
+            "chain \(chain), rules at lines \(balanced.map { String($0.location.line) }.joined(separator: ", "))"
+          )
+        }
         let worst = off.max { abs(($0.expectedShare ?? 0) - equal) < abs(($1.expectedShare ?? 0) - equal) }
         out.append(
           Finding(
@@ -118,9 +126,13 @@ public enum RulesAnalyzer {
       out.append(
         Finding(
           code: "no-endpoints", severity: .warning, service: label,
-          summary: "\(label) has no ready endpoints: connections to \(frontends) are \(action == .reject ? "rejected" : "dropped")",
-          evidence: ["the filter table \(action == .reject ? "rejects" : "drops") traffic to the service (\"has no endpoints\")"],
-          remediation: "check the Pods behind it: `kubectl -n \(namespace(label)) get endpointslices -l kubernetes.io/service-name=\(serviceShortName(label))`"
+          summary:
+            "\(label) has no ready endpoints: connections to \(frontends) are \(action == .reject ? "rejected" : "dropped")",
+          evidence: [
+            "the filter table \(action == .reject ? "rejects" : "drops") traffic to the service (\"has no endpoints\")"
+          ],
+          remediation:
+            "check the Pods behind it: `kubectl -n \(namespace(label)) get endpointslices -l kubernetes.io/service-name=\(serviceShortName(label))`"
         ))
     }
 
@@ -154,7 +166,9 @@ public enum RulesAnalyzer {
           summary:
             "\(label): the rules masquerade \(hiding.contains(.clusterIPAll) ? "all traffic to the service" : hiding.contains(.externalPolicyCluster) ? "NodePort/external traffic (externalTrafficPolicy Cluster)" : "traffic from outside the cluster") to the node's address, so backends\(s.affinity != nil ? " and ClientIP affinity" : "") see the node instead of the client",
           evidence: ["masquerade reasons: \(reasons)"]
-            + (s.affinity != nil ? ["sessionAffinity ClientIP pins by source address: every masqueraded client counts as one"] : []),
+            + (s.affinity != nil
+              ? ["sessionAffinity ClientIP pins by source address: every masqueraded client counts as one"]
+              : []),
           remediation:
             "set `externalTrafficPolicy: Local` on the service if backends or affinity need the client address (`kubectl -n \(namespace(label)) patch svc \(serviceShortName(label)) -p '{\"spec\":{\"externalTrafficPolicy\":\"Local\"}}'`)"
         ))
@@ -204,7 +218,9 @@ public enum RulesAnalyzer {
 
   static func imbalance(_ s: ServiceRule, _ d: Distribution) -> Finding {
     let label = s.name ?? s.frontends.first.map { "\(s.proto)/\($0)" } ?? "?"
-    let counts = s.backends.map { "\($0.endpoint): \($0.observedConnections.map(String.init) ?? "–") new connections, \(NumberText.percent($0.expectedShare ?? 0)) expected" }
+    let counts = s.backends.map {
+      "\($0.endpoint): \($0.observedConnections.map(String.init) ?? "–") new connections, \(NumberText.percent($0.expectedShare ?? 0)) expected"
+    }
     if let affinity = s.affinity {
       var pinned: [Endpoint: Int] = [:]
       for pin in s.pinnedClients { if let b = pin.backend { pinned[b, default: 0] += 1 } }
@@ -220,9 +236,11 @@ public enum RulesAnalyzer {
     }
     return Finding(
       code: "imbalanced-distribution", severity: .warning, service: label,
-      summary: "\(label): the datapath's counters spread new connections unevenly compared with the rules' shares",
+      summary:
+        "\(label): the datapath's counters spread new connections unevenly compared with the rules' shares",
       evidence: [d.verdict] + counts,
-      remediation: "counters add up since the rules were written; compare two `iptables-save -c` taken minutes apart, and run `lbscope conntrack` to see which clients carry the load"
+      remediation:
+        "counters add up since the rules were written; compare two `iptables-save -c` taken minutes apart, and run `lbscope conntrack` to see which clients carry the load"
     )
   }
 

@@ -18,7 +18,10 @@ public enum RulesReportJSON {
     let marker = "\n  \"services\": []"
     let text = Array(skeleton.utf8)
     let needle = Array(marker.utf8)
-    guard let start = (0...(text.count - needle.count)).first(where: { text[$0..<($0 + needle.count)].elementsEqual(needle) })
+    guard
+      let start = (0...(text.count - needle.count)).first(where: {
+        text[$0..<($0 + needle.count)].elementsEqual(needle)
+      })
     else {
       emit(skeleton)
       return
@@ -39,14 +42,18 @@ public enum RulesReportJSON {
     emit(String(decoding: text[(start + needle.count)...], as: UTF8.self))
   }
 
-  public static func document(_ result: RulesResult, tool: ToolInfo, services withServices: Bool = true) -> JSON {
+  public static func document(_ result: RulesResult, tool: ToolInfo, services withServices: Bool = true)
+    -> JSON
+  {
     var root: [String: JSON] = [
       "schemaVersion": .int(Int64(JSONReport.schemaVersion)),
       "tool": .object(["name": .string(tool.name), "version": .string(tool.version)]),
       "inputs": .array(result.inputs.map(JSONReport.input)),
       "services": .array(
         withServices
-          ? result.services.indices.map { service(result.services[$0], distribution: result.distributions[$0]) } : []),
+          ? result.services.indices.map {
+            service(result.services[$0], distribution: result.distributions[$0])
+          } : []),
       "translatedSources": .array([]),
       "findings": .array(result.findings.map(JSONReport.finding)),
       "unlinkedPinnedClients": .array(result.unlinkedPins.map(pin)),

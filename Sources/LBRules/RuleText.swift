@@ -138,12 +138,14 @@ enum RuleText {
           j += 1
         }
         if !closed { return false }
-        tokens.append(Token(bytes: UnsafeRawBufferPointer(start: base + start, count: j - start), quoted: true))
+        tokens.append(
+          Token(bytes: UnsafeRawBufferPointer(start: base + start, count: j - start), quoted: true))
         i = j + 1
       } else {
         let start = i
         while i < n && !isSpace(line[i]) { i += 1 }
-        tokens.append(Token(bytes: UnsafeRawBufferPointer(start: base + start, count: i - start), quoted: false))
+        tokens.append(
+          Token(bytes: UnsafeRawBufferPointer(start: base + start, count: i - start), quoted: false))
       }
     }
     return true

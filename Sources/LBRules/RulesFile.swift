@@ -21,12 +21,14 @@ enum RulesFile {
         descriptor = try FileDescriptor.open(FilePath(path), .readOnly)
       } catch {
         throw RulesReaderError(
-          code: .cannotOpen, path: path, reason: "cannot open: \(error)", hint: "check the path and permissions")
+          code: .cannotOpen, path: path, reason: "cannot open: \(error)",
+          hint: "check the path and permissions")
       }
     }
     defer { if path != "-" { try? descriptor.close() } }
     do {
-      try LineReader(descriptor: descriptor, maxLineLength: maxLineLength).forEachLine { line, number, overlong in
+      try LineReader(descriptor: descriptor, maxLineLength: maxLineLength).forEachLine {
+        line, number, overlong in
         body(line, number, overlong)
       }
     } catch {

@@ -174,7 +174,8 @@ extension Output {
     for input in damaged {
       let first = input.examples.first.map { ":\($0.line): \($0.kind.rawValue): \($0.message)" } ?? ": "
       FileDescriptor.standardError.writeLine(
-        "lbscope: \(input.path)\(first); \(input.issueCount) damaged line(s) skipped, the report covers the rest")
+        "lbscope: \(input.path)\(first); \(input.issueCount) damaged line(s) skipped, the report covers the rest"
+      )
     }
     let worst = result.findings.map(\.severity).min()
     switch options.failOn {

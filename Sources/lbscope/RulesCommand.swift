@@ -9,7 +9,8 @@ extension RulesFormat: ExpressibleByArgument {}
 struct RulesCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "rules",
-    abstract: "Decode kube-proxy's datapath: services, frontends, backends with their chances, affinity, pinned clients.",
+    abstract:
+      "Decode kube-proxy's datapath: services, frontends, backends with their chances, affinity, pinned clients.",
     discussion: """
       Reads `iptables-save -c` (or `iptables -t nat -S`) dumps and /proc/net/xt_recent lists
       (files or a collected xt_recent/ directory); the format of each input is detected.
@@ -19,13 +20,16 @@ struct RulesCommand: ParsableCommand {
       """
   )
 
-  @Argument(help: ArgumentHelp("Rules dumps or xt_recent lists/directories; - for standard input.", valueName: "FILE"))
+  @Argument(
+    help: ArgumentHelp("Rules dumps or xt_recent lists/directories; - for standard input.", valueName: "FILE")
+  )
   var files: [String] = []
 
   @Option(help: ArgumentHelp("Read every input as this format instead of detecting it.", valueName: "FORMAT"))
   var inputFormat: RulesFormat?
 
-  @Option(help: ArgumentHelp("The node's jiffies when xt_recent was read (/proc/timer_list).", valueName: "N"))
+  @Option(
+    help: ArgumentHelp("The node's jiffies when xt_recent was read (/proc/timer_list).", valueName: "N"))
   var jiffies: UInt64?
 
   @Option(help: ArgumentHelp("The node's CONFIG_HZ, for xt_recent ages.", valueName: "N"))
@@ -36,7 +40,9 @@ struct RulesCommand: ParsableCommand {
     help: ArgumentHelp("Walk one packet through the iptables rules.", valueName: "SRC:PORT DST:PORT"))
   var trace: [String] = []
 
-  @Option(help: ArgumentHelp("A local address of the node (for --trace: `--dst-type LOCAL`, NodePorts).", valueName: "IP"))
+  @Option(
+    help: ArgumentHelp(
+      "A local address of the node (for --trace: `--dst-type LOCAL`, NodePorts).", valueName: "IP"))
   var nodeIP: [String] = []
 
   @Option(help: ArgumentHelp("Protocol of the traced packet.", valueName: "tcp|udp|sctp"))
@@ -46,7 +52,9 @@ struct RulesCommand: ParsableCommand {
 
   func validate() throws {
     if files.isEmpty { throw ValidationError("give at least one FILE, or - for standard input") }
-    if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input (-) can be read only once") }
+    if files.filter({ $0 == "-" }).count > 1 {
+      throw ValidationError("standard input (-) can be read only once")
+    }
     if (jiffies == nil) != (hz == nil) { throw ValidationError("--jiffies and --hz go together") }
     if let hz, hz <= 0 { throw ValidationError("--hz must be positive") }
     if !trace.isEmpty {
@@ -54,7 +62,9 @@ struct RulesCommand: ParsableCommand {
         throw ValidationError("--trace wants SRC:PORT DST:PORT (IPv6 as [ADDR]:PORT)")
       }
     }
-    for ip in nodeIP where IPAddress(ip) == nil { throw ValidationError("--node-ip wants an address, not '\(ip)'") }
+    for ip in nodeIP where IPAddress(ip) == nil {
+      throw ValidationError("--node-ip wants an address, not '\(ip)'")
+    }
     guard ["tcp", "udp", "sctp"].contains(traceProtocol) else {
       throw ValidationError("--trace-protocol is tcp, udp or sctp")
     }

@@ -50,7 +50,8 @@ import Testing
     #expect(svc2.externalTrafficPolicy == .local)
     #expect(svc2.noLocalEndpoints == .drop)
     #expect(svc2.backends.map(\.expectedShareExternal) == [0])
-    #expect(svc2.frontends.map(\.description) == ["1.2.3.4:80", "172.30.0.42:80", "192.168.99.22:80", "*:3001"])
+    #expect(
+      svc2.frontends.map(\.description) == ["1.2.3.4:80", "172.30.0.42:80", "192.168.99.22:80", "*:3001"])
     #expect(svc2.frontends.map(\.kind) == [.loadBalancer, .clusterIP, .externalIP, .nodePort])
 
     let svc4 = try #require(service(named: "ns4/svc4:p80", in: all))
@@ -156,7 +157,8 @@ import Testing
 
   /// Every prefix of a real dump reads without a crash and never invents services.
   @Test func dripFedAffinityDumpNeverCrashes() throws {
-    let text = try String(contentsOf: capturesRoot.appendingPathComponent("affinity-nat/iptables-save.txt"), encoding: .utf8)
+    let text = try String(
+      contentsOf: capturesRoot.appendingPathComponent("affinity-nat/iptables-save.txt"), encoding: .utf8)
     let bytes = Array(text.utf8)
     var stride = 1
     var cut = 0

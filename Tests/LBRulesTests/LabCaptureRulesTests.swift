@@ -39,15 +39,21 @@ import Testing
     // Expected shares to 1e-9, by backend address.
     let backends = try #require(expected["backends"] as? [[String: Any]])
     let byAddress = Dictionary(uniqueKeysWithValues: s.backends.map { ($0.endpoint.description, $0) })
-    let truthAddresses = backends.compactMap { $0["address"] as? String }.filter { byAddress[$0] != nil || true }
-    let live = truthAddresses.filter { addr in backends.first { $0["address"] as? String == addr }?["expectedShare"] as? Double ?? 0 > 0 }
+    let truthAddresses = backends.compactMap { $0["address"] as? String }.filter {
+      byAddress[$0] != nil || true
+    }
+    let live = truthAddresses.filter { addr in
+      backends.first { $0["address"] as? String == addr }?["expectedShare"] as? Double ?? 0 > 0
+    }
     #expect(Set(byAddress.keys).isSuperset(of: live))
     for b in backends {
       guard let address = b["address"] as? String, let share = b["expectedShare"] as? Double else { continue }
       let got = byAddress[address]?.expectedShare ?? 0
       #expect(abs(got - share) < 1e-9, "\(scenario) \(address): \(got) vs \(share)")
       if let external = b["expectedShareExternal"] as? Double {
-        #expect(abs((byAddress[address]?.expectedShareExternal ?? -1) - external) < 1e-9, "\(scenario) \(address) external")
+        #expect(
+          abs((byAddress[address]?.expectedShareExternal ?? -1) - external) < 1e-9,
+          "\(scenario) \(address) external")
       }
     }
 
@@ -108,9 +114,12 @@ import Testing
   @Test func clockGivenOnTheCommandLineWins() throws {
     let dir = capturesRoot.appendingPathComponent("affinity-nat")
     let result = try RulesReader.read(
-      paths: [dir.appendingPathComponent("iptables-save.txt").path, dir.appendingPathComponent("xt_recent").path],
+      paths: [
+        dir.appendingPathComponent("iptables-save.txt").path, dir.appendingPathComponent("xt_recent").path,
+      ],
       options: RulesReadOptions(clock: JiffiesClock(jiffies: 4_295_055_103 + 1000, hz: 100)))
-    let pin = try #require(result.ruleSet.services.first?.pinnedClients.first { $0.client.description == "192.168.50.12" })
+    let pin = try #require(
+      result.ruleSet.services.first?.pinnedClients.first { $0.client.description == "192.168.50.12" })
     #expect(pin.lastSeenAgeSeconds == 10)
   }
 
@@ -118,7 +127,8 @@ import Testing
     let result = try read("uniform")
     let dump = try #require(result.iptablesDumps.first)
     let trace = IptablesTrace(dump: dump).trace(
-      source: try #require(Endpoint("192.168.50.99:40000")), destination: try #require(Endpoint("10.96.0.10:80")))
+      source: try #require(Endpoint("192.168.50.99:40000")),
+      destination: try #require(Endpoint("10.96.0.10:80")))
     let dnat = trace.outcomes.filter { $0.verdict == "dnat" }
     #expect(dnat.count == 4)
     for o in dnat { #expect(abs(o.chance - 0.25) < 1e-9) }
@@ -131,14 +141,17 @@ import Testing
     let dump = try #require(result.iptablesDumps.first)
     let walker = IptablesTrace(dump: dump, recentLists: RulesReader.recentLists(result.ruleSet))
     let pinned = walker.trace(
-      source: try #require(Endpoint("192.168.50.12:40000")), destination: try #require(Endpoint("10.96.0.10:80")))
+      source: try #require(Endpoint("192.168.50.12:40000")),
+      destination: try #require(Endpoint("10.96.0.10:80")))
     #expect(pinned.outcomes.map { $0.destination?.description } == ["10.244.1.2:8080"])
     #expect(pinned.outcomes.first?.chance == 1)
     let fresh = walker.trace(
-      source: try #require(Endpoint("192.168.50.99:40000")), destination: try #require(Endpoint("10.96.0.10:80")))
+      source: try #require(Endpoint("192.168.50.99:40000")),
+      destination: try #require(Endpoint("10.96.0.10:80")))
     #expect(fresh.outcomes.count == 4)
     let other = walker.trace(
-      source: try #require(Endpoint("192.168.50.99:40000")), destination: try #require(Endpoint("10.96.0.11:80")))
+      source: try #require(Endpoint("192.168.50.99:40000")),
+      destination: try #require(Endpoint("10.96.0.11:80")))
     #expect(other.outcomes.map(\.verdict) == ["accept"])
     #expect(other.outcomes.first?.destination == nil)
   }
@@ -150,5 +163,17 @@ import Testing
     #expect(!analysis.findings.contains { $0.code == "stale-probabilities" })
     let uniform = RulesAnalyzer.analyze(try read("uniform").ruleSet)
     #expect(uniform.findings.isEmpty)
+  }
+
+  @Test func staleProbabilitiesCaptureGivesTheFindingAndTheLabsShares() throws {
+    let result = try read("stale-probabilities")
+    let s = try #require(result.ruleSet.services.first)
+    let shares = s.backends.map { $0.expectedShare ?? 0 }
+    for (got, want) in zip(shares, [0.2, 0.2, 0.2, 0.4]) { #expect(abs(got - want) < 1e-9) }
+    let analysis = RulesAnalyzer.analyze(result.ruleSet)
+    let finding = try #require(analysis.findings.first { $0.code == "stale-probabilities" })
+    #expect(finding.severity == .warning && finding.service == "lab/web:http")
+    // The DNAT counters fit the stale shares, not an equal split: no imbalance finding.
+    #expect(!analysis.findings.contains { $0.code == "imbalanced-distribution" })
   }
 }

@@ -15,7 +15,8 @@ func files(in directory: URL) -> [URL] {
 
 /// A lab capture's truth.json, as loosely typed JSON.
 func truth(_ scenario: String) throws -> [String: Any] {
-  let data = try Data(contentsOf: capturesRoot.appendingPathComponent(scenario).appendingPathComponent("truth.json"))
+  let data = try Data(
+    contentsOf: capturesRoot.appendingPathComponent(scenario).appendingPathComponent("truth.json"))
   return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
 }
 

@@ -215,13 +215,17 @@ struct IptablesSaveParser {
           rule.source = p
           rule.sourceNegated = negate
           if p.address.isIPv6 { dump.sawIPv6 = true }
-        } else { ok = false }
+        } else {
+          ok = false
+        }
       } else if t.equals("-d") || t.equals("--destination") {
         if let v, let p = IPPrefix.parse(v.bytes) {
           rule.destination = p
           rule.destinationNegated = negate
           if p.address.isIPv6 { dump.sawIPv6 = true }
-        } else { ok = false }
+        } else {
+          ok = false
+        }
       } else if t.equals("-p") || t.equals("--protocol") {
         if let v {
           if let p = Self.proto(v.bytes) {
@@ -230,15 +234,21 @@ struct IptablesSaveParser {
           } else if !v.equals("all") {
             rule.otherMatches |= dump.matchBit("-p " + v.string)
           }
-        } else { ok = false }
+        } else {
+          ok = false
+        }
       } else if t.equals("-m") || t.equals("--match") {
         if let v {
           module = v.string
           switch module {
-          case "comment", "tcp", "udp", "sctp", "statistic", "recent", "addrtype", "mark", "conntrack", "state": break
+          case "comment", "tcp", "udp", "sctp", "statistic", "recent", "addrtype", "mark", "conntrack",
+            "state":
+            break
           default: rule.otherMatches |= dump.matchBit(module)
           }
-        } else { ok = false }
+        } else {
+          ok = false
+        }
       } else if t.equals("--comment") {
         if let v {
           let text = v.string
@@ -248,12 +258,16 @@ struct IptablesSaveParser {
             comments[text] = text
             rule.comment = text
           }
-        } else { ok = false }
+        } else {
+          ok = false
+        }
       } else if t.equals("--dport") || t.equals("--destination-port") {
         if let v, let r = Self.portRange(v.bytes) {
           rule.destinationPort = r
           rule.destinationPortNegated = negate
-        } else { ok = false }
+        } else {
+          ok = false
+        }
       } else if t.equals("--sport") || t.equals("--source-port") {
         if let v, let r = Self.portRange(v.bytes) { rule.sourcePort = r } else { ok = false }
       } else if t.equals("--mode") {
@@ -261,7 +275,9 @@ struct IptablesSaveParser {
       } else if t.equals("--probability") {
         if let v, let f = RuleText.fraction(v.bytes), f.value <= 1 {
           rule.probability = f.value
-        } else { ok = false }
+        } else {
+          ok = false
+        }
       } else if t.equals("--every") || t.equals("--packet") {
         rule.nth = true
       } else if module == "recent", let taken = recentOption(t, v, &rule) {
@@ -270,7 +286,9 @@ struct IptablesSaveParser {
         if let v {
           let states = v.string.split(separator: ",")
           rule.matchesNewConnection = (states.contains("NEW") || states.contains("DNAT")) != negate
-        } else { ok = false }
+        } else {
+          ok = false
+        }
       } else if t.equals("--dst-type") {
         if let v { rule.destinationLocal = v.equals("LOCAL") != negate } else { ok = false }
         if let v, !v.equals("LOCAL") { rule.otherMatches |= dump.matchBit("addrtype") }
@@ -281,7 +299,9 @@ struct IptablesSaveParser {
         if let v, let m = Self.markMatch(v.bytes) {
           rule.mark = m
           rule.markNegated = negate
-        } else { ok = false }
+        } else {
+          ok = false
+        }
       } else if t.equals("-j") || t.equals("--jump") || t.equals("-g") || t.equals("--goto") {
         guard let v, !v.bytes.isEmpty else {
           issue(.truncated, number, "-j without a target")
@@ -300,25 +320,46 @@ struct IptablesSaveParser {
             dnat = .some(nil)
             dnatBad = RuleText.excerpt(v.bytes)
           }
-        } else { ok = false }
+        } else {
+          ok = false
+        }
       } else if t.equals("--or-mark") {
-        if let v, let m = RuleText.number32(v.bytes) { markChange = MarkChange(clear: m, toggle: m) } else { ok = false }
+        if let v, let m = RuleText.number32(v.bytes) {
+          markChange = MarkChange(clear: m, toggle: m)
+        } else {
+          ok = false
+        }
       } else if t.equals("--xor-mark") {
-        if let v, let m = RuleText.number32(v.bytes) { markChange = MarkChange(clear: 0, toggle: m) } else { ok = false }
+        if let v, let m = RuleText.number32(v.bytes) {
+          markChange = MarkChange(clear: 0, toggle: m)
+        } else {
+          ok = false
+        }
       } else if t.equals("--and-mark") {
-        if let v, let m = RuleText.number32(v.bytes) { markChange = MarkChange(clear: ~m, toggle: 0) } else { ok = false }
+        if let v, let m = RuleText.number32(v.bytes) {
+          markChange = MarkChange(clear: ~m, toggle: 0)
+        } else {
+          ok = false
+        }
       } else if t.equals("--set-xmark") || t.equals("--set-mark") {
         if let v, let m = Self.markMatch(v.bytes) {
           markChange = MarkChange(clear: m.mask, toggle: m.value)
-        } else { ok = false }
+        } else {
+          ok = false
+        }
       } else if t.equals("-c") || t.equals("--set-counters") {
         // `iptables -S -v`: `-c PACKETS BYTES`.
-        if i + 2 < count, let p = RuleText.decimal(tokens[i + 1].bytes), let b = RuleText.decimal(tokens[i + 2].bytes) {
+        if i + 2 < count, let p = RuleText.decimal(tokens[i + 1].bytes),
+          let b = RuleText.decimal(tokens[i + 2].bytes)
+        {
           rule.packets = p
           rule.bytes = b
           used = 3
-        } else { ok = false }
-      } else if t.equals("-i") || t.equals("--in-interface") || t.equals("-o") || t.equals("--out-interface") {
+        } else {
+          ok = false
+        }
+      } else if t.equals("-i") || t.equals("--in-interface") || t.equals("-o") || t.equals("--out-interface")
+      {
         rule.otherMatches |= dump.matchBit(t.string)
       } else if t.equals("-f") || t.equals("--fragment") || t.equals("--set") || t.equals("--reap")
         || t.equals("--rsource") || t.equals("--rdest") || t.equals("--random") || t.equals("--random-fully")
@@ -336,7 +377,8 @@ struct IptablesSaveParser {
           v == nil ? .truncated : .malformed, number,
           v == nil
             ? "\(RuleText.excerpt(t.bytes)) without its value (cut line)"
-            : "bad value for \(RuleText.excerpt(t.bytes)): \(RuleText.excerpt(v?.bytes ?? UnsafeRawBufferPointer(start: nil, count: 0)))")
+            : "bad value for \(RuleText.excerpt(t.bytes)): \(RuleText.excerpt(v?.bytes ?? UnsafeRawBufferPointer(start: nil, count: 0)))"
+        )
         return false
       }
       negate = false
@@ -370,7 +412,9 @@ struct IptablesSaveParser {
         rule.target = .dnat(nil)
       }
     case "MARK":
-      if let markChange { rule.target = .mark(markChange) } else {
+      if let markChange {
+        rule.target = .mark(markChange)
+      } else {
         issue(.malformed, number, "MARK without a mark change")
         rule.target = .other("MARK")
       }
@@ -388,7 +432,8 @@ struct IptablesSaveParser {
   /// Options of `-m recent`, in any order: how many tokens the option took, or `nil` when `t`
   /// is not one of them.
   func recentOption(_ t: Token, _ v: Token?, _ rule: inout IptablesRule) -> Int? {
-    var recent = rule.recent ?? RecentMatch(command: nil, name: "DEFAULT", seconds: nil, reap: false, hitCount: nil)
+    var recent =
+      rule.recent ?? RecentMatch(command: nil, name: "DEFAULT", seconds: nil, reap: false, hitCount: nil)
     var used = 1
     if t.equals("--set") {
       recent.command = .set
@@ -451,7 +496,9 @@ struct IptablesSaveParser {
     if let colon = token.firstIndex(of: 0x3A) {
       let a = UnsafeRawBufferPointer(rebasing: token[token.startIndex..<colon])
       let b = UnsafeRawBufferPointer(rebasing: token[(colon + 1)...])
-      guard let lo = RuleText.decimal(a), let hi = RuleText.decimal(b), lo <= hi, hi <= 65535 else { return nil }
+      guard let lo = RuleText.decimal(a), let hi = RuleText.decimal(b), lo <= hi, hi <= 65535 else {
+        return nil
+      }
       return PortRange(UInt16(lo), UInt16(hi))
     }
     guard let port = RuleText.decimal(token), port <= 65535 else { return nil }

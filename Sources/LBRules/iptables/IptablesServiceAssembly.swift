@@ -97,7 +97,10 @@ extension IptablesServices {
     // excerpt or a cut dump may have lost the rules that link them).
     var byName: [String: Int] = [:]
     for c in parent.keys.sorted() {
-      guard let name = dump.chains[c].rules.lazy.compactMap({ self.dump.rules[$0].comment.flatMap(Self.serviceName) }).first
+      guard
+        let name = dump.chains[c].rules.lazy.compactMap({
+          self.dump.rules[$0].comment.flatMap(Self.serviceName)
+        }).first
       else { continue }
       if let first = byName[name] { union(first, c) } else { byName[name] = c }
     }
@@ -143,14 +146,17 @@ extension IptablesServices {
       var service =
         orphans[name]
         ?? ServiceRule(
-          name: name, proto: f.proto ?? .tcp, source: .iptables, location: SourceLocation(input: input, line: f.line))
+          name: name, proto: f.proto ?? .tcp, source: .iptables,
+          location: SourceLocation(input: input, line: f.line))
       apply(f, to: &service)
       orphans[name] = service
     }
     for (name, var service) in orphans {
       if let i = services.firstIndex(where: { $0.name == name }) {
         // The same name as a balanced service: merge the extra frontends into it.
-        for f in service.frontends where !services[i].frontends.contains(f) { services[i].frontends.append(f) }
+        for f in service.frontends where !services[i].frontends.contains(f) {
+          services[i].frontends.append(f)
+        }
         services[i].frontends.sort()
         continue
       }
@@ -163,12 +169,12 @@ extension IptablesServices {
 
   static func order(_ a: ServiceRule, _ b: ServiceRule) -> Bool {
     switch (a.name, b.name) {
-    case let (x?, y?) where x != y: return x < y
+    case (let x?, let y?) where x != y: return x < y
     case (_?, nil): return true
     case (nil, _?): return false
     default:
       switch (a.frontends.first, b.frontends.first) {
-      case let (x?, y?) where x != y: return x < y
+      case (let x?, let y?) where x != y: return x < y
       case (_?, nil): return true
       case (nil, _?): return false
       default: return (a.chain ?? "") < (b.chain ?? "")
@@ -177,7 +183,9 @@ extension IptablesServices {
   }
 
   func apply(_ f: FilterFacts, to service: inout ServiceRule) {
-    for frontend in f.frontends where !service.frontends.contains(frontend) { service.frontends.append(frontend) }
+    for frontend in f.frontends where !service.frontends.contains(frontend) {
+      service.frontends.append(frontend)
+    }
     service.frontends.sort()
     if let none = f.noEndpoints { service.noEndpoints = none }
     // A frontend path that reaches the cluster cascade from outside says Cluster; that wins
@@ -194,20 +202,26 @@ extension IptablesServices {
   }
 
   /// One service from a group of cascades and the frontends that reach them.
-  func assemble(members: [Int], links: [FrontendLink], masq: [FrontendKey: Set<MasqueradeReason>]) -> ServiceRule {
+  func assemble(members: [Int], links: [FrontendLink], masq: [FrontendKey: Set<MasqueradeReason>])
+    -> ServiceRule
+  {
     func size(_ c: Int) -> Int { cascades[c]?.entries.count ?? 1 }
     // The cluster cascade: the one a cluster-IP frontend jumps to; else the largest.
     let clusterTargets = Set(links.filter { !$0.external }.compactMap(\.cascade))
     let cluster =
       members.first { clusterTargets.contains($0) }
       ?? members.max { a, b in
-        size(a) != size(b) ? size(a) < size(b) : (chainName(a).hasPrefix("KUBE-SVC-") ? 0 : 1) > (chainName(b).hasPrefix("KUBE-SVC-") ? 0 : 1) || a > b
+        size(a) != size(b)
+          ? size(a) < size(b)
+          : (chainName(a).hasPrefix("KUBE-SVC-") ? 0 : 1) > (chainName(b).hasPrefix("KUBE-SVC-") ? 0 : 1)
+            || a > b
       } ?? members[0]
     let entries = entriesOf(cluster)
     // Endpoint chains without a cascade (excerpts) say nothing about chances.
     let balanced = cascades[cluster] != nil || links.contains { $0.cascade == cluster }
     let shares: [Double?] =
-      balanced ? ProbabilityCascade.shares(entries.map { dump.rules[$0.rule].probability }) : entries.map { _ in nil }
+      balanced
+      ? ProbabilityCascade.shares(entries.map { dump.rules[$0.rule].probability }) : entries.map { _ in nil }
     var service = ServiceRule(
       name: nil, proto: .tcp, source: .iptables, chain: chainName(cluster),
       location: SourceLocation(input: input, line: dump.chains[cluster].line))
@@ -234,7 +248,9 @@ extension IptablesServices {
       if ep.hairpin { service.masquerade.insert(.hairpin) }
       service.backends.append(backend)
     }
-    if counted { service.observedCounterSource = "iptables nat DNAT rule packet counters (one per new connection)" }
+    if counted {
+      service.observedCounterSource = "iptables nat DNAT rule packet counters (one per new connection)"
+    }
     for c in members {
       if let seconds = cascades[c]?.affinitySeconds {
         service.affinity = AffinityRule(timeoutSeconds: seconds, source: .iptables)
@@ -253,7 +269,9 @@ extension IptablesServices {
           endpoint: endpoint, chain: chainName(entry.endpointChain),
           location: SourceLocation(input: input, line: dnat.line))
         backend.affinityList = endpoints[entry.endpointChain]?.affinityList
-        if dump.chains[dnat.chain].table == "nat", let packets = dnat.packets { backend.observedConnections = packets }
+        if dump.chains[dnat.chain].table == "nat", let packets = dnat.packets {
+          backend.observedConnections = packets
+        }
         service.backends.append(backend)
       }
     }

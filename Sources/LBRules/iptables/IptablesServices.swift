@@ -120,7 +120,9 @@ public struct IptablesServices {
       guard let t = jumpTarget(rule), dump.chains[t].rules.isEmpty, endpoints[t] == nil else { continue }
       let named = rule.comment.flatMap(Self.commentEndpoint)
       guard rule.probability != nil || rule.recent?.command == .rcheck || named != nil else { continue }
-      endpoints[t] = EndpointChain(endpoint: named, dnatRule: dump.rules.firstIndex { $0.line == rule.line && $0.chain == rule.chain } ?? 0)
+      endpoints[t] = EndpointChain(
+        endpoint: named,
+        dnatRule: dump.rules.firstIndex { $0.line == rule.line && $0.chain == rule.chain } ?? 0)
     }
     if masqChains.isEmpty, let named = dump.chain("KUBE-MARK-MASQ") { masqChains.insert(named) }
     if dropChains.isEmpty, let named = dump.chain("KUBE-MARK-DROP") { dropChains.insert(named) }
@@ -204,7 +206,8 @@ public struct IptablesServices {
         if isMasquerade(rule) {
           if rule.selectsDestination, let key = FrontendKey(rule, nodePort: nodePort) {
             let reason: MasqueradeReason =
-              rule.sourceNegated ? .clusterIPFromOutsideCluster
+              rule.sourceNegated
+              ? .clusterIPFromOutsideCluster
               : (nodePort || key.kind != .clusterIP) ? .externalPolicyCluster : .clusterIPAll
             masq[key, default: []].insert(reason)
           }
@@ -234,7 +237,8 @@ public struct IptablesServices {
       address = nodePort && rule.destination?.isHost != true ? nil : host
       self.port = port
       proto = rule.proto
-      kind = IptablesServices.frontendKind(comment: rule.comment, nodePort: address == nil, fallback: .clusterIP)
+      kind = IptablesServices.frontendKind(
+        comment: rule.comment, nodePort: address == nil, fallback: .clusterIP)
     }
   }
 

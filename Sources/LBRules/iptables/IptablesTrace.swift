@@ -14,7 +14,9 @@ public struct IptablesTrace {
   /// Longest walk recorded, in steps; deeper walks are cut and say so.
   public var maxSteps = 400
 
-  public init(dump: IptablesDump, localAddresses: [IPAddress] = [], recentLists: [String: Set<IPAddress>]? = nil) {
+  public init(
+    dump: IptablesDump, localAddresses: [IPAddress] = [], recentLists: [String: Set<IPAddress>]? = nil
+  ) {
     self.dump = dump
     self.localAddresses = localAddresses
     self.recentLists = recentLists
@@ -56,22 +58,34 @@ public struct IptablesTrace {
     for var b in branches {
       if b.verdict == nil {
         // Untranslated: the filter table decides (KUBE-EXTERNAL-SERVICES, "has no endpoints").
-        let filterHook = localAddresses.contains(destination.address) ? "INPUT" : fromNode ? "OUTPUT" : "FORWARD"
+        let filterHook =
+          localAddresses.contains(destination.address) ? "INPUT" : fromNode ? "OUTPUT" : "FORWARD"
         if let chain = dump.chain(filterHook, table: "filter") {
-          let after = run(chain, depth: 0, branch: Branch(chance: b.chance, mark: b.mark, masqueraded: b.masqueraded, chain: b.chain), packet, log)
+          let after = run(
+            chain, depth: 0,
+            branch: Branch(chance: b.chance, mark: b.mark, masqueraded: b.masqueraded, chain: b.chain),
+            packet, log)
           for a in after {
-            outcomes.append(PacketTrace.Outcome(destination: nil, verdict: a.verdict ?? "accept", chance: a.chance, masqueraded: a.masqueraded, chain: a.chain))
+            outcomes.append(
+              PacketTrace.Outcome(
+                destination: nil, verdict: a.verdict ?? "accept", chance: a.chance,
+                masqueraded: a.masqueraded, chain: a.chain))
           }
           continue
         }
         b.verdict = "accept"
       }
-      outcomes.append(PacketTrace.Outcome(destination: b.destination, verdict: b.verdict ?? "accept", chance: b.chance, masqueraded: b.masqueraded, chain: b.chain))
+      outcomes.append(
+        PacketTrace.Outcome(
+          destination: b.destination, verdict: b.verdict ?? "accept", chance: b.chance,
+          masqueraded: b.masqueraded, chain: b.chain))
     }
     // Merge equal outcomes (the same endpoint reached by affinity and by chance).
     var merged: [PacketTrace.Outcome] = []
     for o in outcomes where o.chance > 0 {
-      if let i = merged.firstIndex(where: { $0.destination == o.destination && $0.verdict == o.verdict && $0.chain == o.chain }) {
+      if let i = merged.firstIndex(where: {
+        $0.destination == o.destination && $0.verdict == o.verdict && $0.chain == o.chain
+      }) {
         merged[i].chance += o.chance
         merged[i].masqueraded = merged[i].masqueraded || o.masqueraded
       } else {
@@ -97,7 +111,8 @@ public struct IptablesTrace {
       return
     }
     let c = dump.chains[chain]
-    log.steps.append(PacketTrace.Step(depth: depth, table: c.table, chain: c.name, line: line, text: text, chance: chance))
+    log.steps.append(
+      PacketTrace.Step(depth: depth, table: c.table, chain: c.name, line: line, text: text, chance: chance))
   }
 
   /// Runs the branch through `chain`. Returned branches either carry a verdict or fell off the
@@ -116,13 +131,17 @@ public struct IptablesTrace {
       var next: [Branch] = []
       for var b in live {
         let p = matchChance(rule, packet, mark: b.mark, log)
-        if p < 1 { next.append(Branch(chance: b.chance * (1 - p), mark: b.mark, masqueraded: b.masqueraded, chain: b.chain)) }
+        if p < 1 {
+          next.append(
+            Branch(chance: b.chance * (1 - p), mark: b.mark, masqueraded: b.masqueraded, chain: b.chain))
+        }
         guard p > 0 else { continue }
         b.chance *= p
         let why = p < 1 ? "probability \(NumberText.decimal(p, places: 11)): " : ""
         switch rule.target {
         case .jump(let t), .goto(let t):
-          step(log, depth, chain, rule.line, why + "jump to \(dump.chains[t].name)" + describe(rule), b.chance)
+          step(
+            log, depth, chain, rule.line, why + "jump to \(dump.chains[t].name)" + describe(rule), b.chance)
           var inner = b
           inner.chain = dump.chains[t].name
           for out in run(t, depth: depth + 1, branch: inner, packet, log) {
@@ -178,13 +197,19 @@ public struct IptablesTrace {
   /// The chance that `rule` matches: 0 or 1, or the statistic probability.
   func matchChance(_ rule: IptablesRule, _ packet: Packet, mark: UInt32, _ log: Log) -> Double {
     if let s = rule.source, s.contains(packet.source.address) == rule.sourceNegated { return 0 }
-    if let d = rule.destination, d.contains(packet.destination.address) == rule.destinationNegated { return 0 }
+    if let d = rule.destination, d.contains(packet.destination.address) == rule.destinationNegated {
+      return 0
+    }
     if let p = rule.proto, (p == packet.proto) == rule.protoNegated { return 0 }
-    if let ports = rule.destinationPort, ports.contains(packet.destination.port) == rule.destinationPortNegated {
+    if let ports = rule.destinationPort,
+      ports.contains(packet.destination.port) == rule.destinationPortNegated
+    {
       return 0
     }
     if let ports = rule.sourcePort, !ports.contains(packet.source.port) { return 0 }
-    if let local = rule.destinationLocal, localAddresses.contains(packet.destination.address) != local { return 0 }
+    if let local = rule.destinationLocal, localAddresses.contains(packet.destination.address) != local {
+      return 0
+    }
     if let local = rule.sourceLocal, localAddresses.contains(packet.source.address) != local { return 0 }
     if let m = rule.mark, (mark & m.mask == m.value) == rule.markNegated { return 0 }
     if rule.matchesNewConnection == false { return 0 }

@@ -14,7 +14,8 @@ public enum XTRecentReader {
   public static let maxLineLength = 64 * 1024
 
   /// Reads `path`; the list name is the file's base name.
-  public static func read(path: String, input: Int) throws(RulesReaderError) -> ([PinnedClient], InputSummary) {
+  public static func read(path: String, input: Int) throws(RulesReaderError) -> ([PinnedClient], InputSummary)
+  {
     var parser = XTRecentParser(list: baseName(path), input: input, path: path)
     try RulesFile.forEachLine(path: path, maxLineLength: maxLineLength) { line, number, overlong in
       parser.feed(line, number: number, overlong: overlong)
@@ -23,7 +24,9 @@ public enum XTRecentReader {
   }
 
   /// Reads text in memory as the list `list`.
-  public static func read(text: String, list: String, input: Int = 0, path: String = "-") -> ([PinnedClient], InputSummary) {
+  public static func read(text: String, list: String, input: Int = 0, path: String = "-") -> (
+    [PinnedClient], InputSummary
+  ) {
     var parser = XTRecentParser(list: list, input: input, path: path)
     var text = text
     text.withUTF8 { buffer in
@@ -143,6 +146,7 @@ public struct JiffiesClock: Sendable, Equatable {
 
 extension Substring {
   var trimmingSpaces: String {
-    String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed())
+    String(
+      drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed())
   }
 }
