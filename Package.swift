@@ -39,7 +39,7 @@ let package = Package(
     .target(
       name: "LBRules",
       dependencies: ["LBCore", "LBConntrack", .product(name: "SystemPackage", package: "swift-system")],
-      exclude: ["nftables/README.md", "ipvs/README.md"]
+      exclude: ["README.md", "nftables/README.md", "ipvs/README.md"]
     ),
 
     // Analyses: core values in, core values out.
@@ -52,7 +52,7 @@ let package = Package(
     .executableTarget(
       name: "lbscope",
       dependencies: [
-        "LBCore", "LBConntrack", "LBAnalysis", "LBReport",
+        "LBCore", "LBConntrack", "LBRules", "LBAnalysis", "LBReport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "SystemPackage", package: "swift-system"),
       ]
@@ -60,7 +60,7 @@ let package = Package(
 
     .testTarget(name: "LBCoreTests", dependencies: ["LBCore"]),
     .testTarget(name: "LBConntrackTests", dependencies: ["LBCore", "LBConntrack"]),
-    .testTarget(name: "LBRulesTests", dependencies: ["LBCore", "LBRules"]),
+    .testTarget(name: "LBRulesTests", dependencies: ["LBCore", "LBRules", "LBAnalysis"]),
     .testTarget(name: "LBAnalysisTests", dependencies: ["LBCore", "LBAnalysis", "LBConntrack"]),
     .testTarget(
       name: "LBReportTests", dependencies: ["LBCore", "LBAnalysis", "LBReport", "LBConntrack"],

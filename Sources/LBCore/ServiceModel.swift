@@ -167,6 +167,9 @@ public struct BackendRule: Hashable, Sendable {
   public var inactiveConnections: UInt64?
   /// The endpoint's own chain (`KUBE-SEP-…`, `endpoint-…`), for evidence and xt_recent linking.
   public var chain: String?
+  /// The affinity state list that pins clients to this endpoint: the `--name` of the
+  /// `-m recent --set` in its chain (`/proc/net/xt_recent/NAME`), or an nft affinity set.
+  public var affinityList: String?
   public var location: SourceLocation
 
   public init(

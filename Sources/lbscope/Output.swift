@@ -132,3 +132,60 @@ enum AtomicFile {
     }
   }
 }
+
+extension Failure {
+  init(usage message: String) {
+    self.message = message
+    code = Failure.usage
+  }
+}
+
+extension Output {
+  /// Renders and writes the rules report, then exits with the code its inputs and findings
+  /// call for (as `write` does for connection reports).
+  static func writeRules(_ result: RulesResult, options: ReportOptions) throws {
+    let tool = ToolInfo(version: LBScope.version)
+    if options.output == nil && options.format == .json {
+      // Large rule sets: stream the JSON to standard output in pieces of about 1 MiB.
+      var pending = ""
+      RulesReportJSON.render(result, tool: tool) { piece in
+        pending += piece
+        if pending.utf8.count >= 1 << 20 {
+          _ = try? FileDescriptor.standardOutput.writeAll(pending.utf8)
+          pending = ""
+        }
+      }
+      _ = try? FileDescriptor.standardOutput.writeAll(pending.utf8)
+    } else {
+      let text: String
+      switch options.format {
+      case .json: text = RulesReportJSON.render(result, tool: tool)
+      case .markdown: text = RulesReportMarkdown().render(result, tool: tool)
+      }
+      if let path = options.output {
+        do {
+          try AtomicFile.write(Array(text.utf8), to: path, replace: options.force)
+        } catch {
+          Failure(error).exit()
+        }
+      } else {
+        _ = try? FileDescriptor.standardOutput.writeAll(text.utf8)
+      }
+    }
+    let damaged = result.inputs.filter { $0.issueCount > 0 || $0.partial }
+    for input in damaged {
+      let first = input.examples.first.map { ":\($0.line): \($0.kind.rawValue): \($0.message)" } ?? ": "
+      FileDescriptor.standardError.writeLine(
+        "lbscope: \(input.path)\(first); \(input.issueCount) damaged line(s) skipped, the report covers the rest"
+      )
+    }
+    let worst = result.findings.map(\.severity).min()
+    switch options.failOn {
+    case .critical where worst == .critical, .warning where worst.map({ $0 <= .warning }) == true:
+      throw ExitCode(Failure.findings)
+    default:
+      break
+    }
+    if !damaged.isEmpty { throw ExitCode(Failure.damagedInput) }
+  }
+}
