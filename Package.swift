@@ -41,6 +41,12 @@ let package = Package(
       dependencies: ["LBCore", "LBConntrack", .product(name: "SystemPackage", package: "swift-system")]
     ),
 
+    // The live kernel: conntrack over netlink (table dumps and events), signals, namespaces.
+    .target(
+      name: "LBLive",
+      dependencies: ["LBCore", "LBConntrack", "CNetfilterConntrack"]
+    ),
+
     // Analyses: core values in, core values out.
     .target(name: "LBAnalysis", dependencies: ["LBCore"], exclude: ["README.md"]),
 
@@ -51,7 +57,7 @@ let package = Package(
     .executableTarget(
       name: "lbscope",
       dependencies: [
-        "LBCore", "LBConntrack", "LBAnalysis", "LBReport",
+        "LBCore", "LBConntrack", "LBAnalysis", "LBReport", "LBLive",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "SystemPackage", package: "swift-system"),
       ]
@@ -65,6 +71,7 @@ let package = Package(
       name: "LBReportTests", dependencies: ["LBCore", "LBAnalysis", "LBReport", "LBConntrack"],
       exclude: ["Golden"]),
     .testTarget(name: "LBScopeCLITests", dependencies: ["lbscope"]),
+    .testTarget(name: "LBLiveTests", dependencies: ["LBCore", "LBConntrack", "LBLive", "lbscope"]),
   ],
   swiftLanguageModes: [.v6]
 )
