@@ -1,5 +1,6 @@
 import ArgumentParser
 import LBAnalysis
+import LBBundle
 import LBConntrack
 import LBCore
 import LBLive
@@ -21,7 +22,10 @@ struct ConntrackCommand: ParsableCommand {
       """
   )
 
-  @Argument(help: ArgumentHelp("Conntrack dumps or event logs; - for standard input.", valueName: "FILE"))
+  @Argument(
+    help: ArgumentHelp(
+      "Conntrack dumps or event logs, bundles (directory or .tar.gz from lbscope collect); - for standard input.",
+      valueName: "FILE"))
   var files: [String] = []
 
   @OptionGroup var live: LiveConntrackOptions
@@ -49,9 +53,25 @@ struct ConntrackCommand: ParsableCommand {
     }
     for path in files {
       do {
+        if path != "-" && Bundle.isBundle(path) {
+          let bundle = try Bundle.open(path)
+          let inside = bundle.files(of: [.conntrack, .conntrackEvents])
+          if inside.isEmpty {
+            throw BundleError(
+              path: path, reason: "the bundle holds no conntrack table",
+              hint: "its manifest.json says why (collect needs CAP_NET_ADMIN for the table)",
+              category: .unrecognizedInput)
+          }
+          for file in inside {
+            var summary = try reader.read(path: file.path, input: summaries.count) { analyzer.add($0) }
+            summary.path = path + "/" + file.name
+            summaries.append(summary)
+          }
+          continue
+        }
         let summary = try reader.read(path: path, input: summaries.count) { analyzer.add($0) }
         summaries.append(summary)
-      } catch {
+      } catch let error as any LocatedError {
         Failure(error).exit()
       }
     }
