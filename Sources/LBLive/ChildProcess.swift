@@ -54,6 +54,10 @@ public final class ChildProcess {
   var errorPipe: Int32
   var outcome: ProcessOutcome
   let started = ContinuousClock.now
+  var output: [UInt8] = []
+  var outputBytes = 0
+  var errorOutput: [UInt8] = []
+  var buffer = [UInt8](repeating: 0, count: 65536)
   var reaped = false
   public var outputLimit = 256 << 20
   public var errorLimit = 64 << 10
@@ -167,10 +171,6 @@ public final class ChildProcess {
     let clock = ContinuousClock()
     let deadline = timeout.map { started.advanced(by: $0) }
     var terminatedAt: ContinuousClock.Instant?
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    var output: [UInt8] = []
-    var outputBytes = 0
-    var errorOutput: [UInt8] = []
     var ignored = 0
     while true {
       var fds: [pollfd] = []
@@ -205,6 +205,29 @@ public final class ChildProcess {
     outcome.outputBytes = outputBytes
     outcome.errorOutput = errorOutput
     return outcome
+  }
+
+  /// Reads the child's output until its standard error contains `text`, it exits, or `timeout`
+  /// passes; returns whether the text appeared. What was read is kept for `wait`.
+  public func waitForError(containing text: String, timeout: Duration) -> Bool {
+    let deadline = ContinuousClock.now.advanced(by: timeout)
+    let needle = Array(text.utf8)
+    var ignored = 0
+    while ContinuousClock.now < deadline {
+      var fds: [pollfd] = []
+      if outputPipe >= 0 { fds.append(pollfd(fd: outputPipe, events: Int16(POLLIN), revents: 0)) }
+      if errorPipe >= 0 { fds.append(pollfd(fd: errorPipe, events: Int16(POLLIN), revents: 0)) }
+      if fds.isEmpty { break }
+      _ = poll(&fds, nfds_t(fds.count), 50)
+      Self.drain(&outputPipe, into: &output, limit: outputLimit, count: &outputBytes, buffer: &buffer)
+      Self.drain(&errorPipe, into: &errorOutput, limit: errorLimit, count: &ignored, buffer: &buffer)
+      if errorOutput.count >= needle.count
+        && (0...(errorOutput.count - needle.count)).contains(where: { errorOutput[$0..<($0 + needle.count)].elementsEqual(needle) })
+      {
+        return true
+      }
+    }
+    return false
   }
 
   /// Reads what is available; closes the descriptor at end of file.
