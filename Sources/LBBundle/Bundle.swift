@@ -45,7 +45,9 @@ public final class Bundle {
   public static func open(_ path: String) throws(BundleError) -> Bundle {
     var status = stat()
     guard stat(path, &status) == 0 else {
-      throw BundleError(path: path, reason: "cannot open: \(String(cString: strerror(errno)))", hint: "check the path", category: .unreadableInput)
+      throw BundleError(
+        path: path, reason: "cannot open: \(String(cString: strerror(errno)))", hint: "check the path",
+        category: .unreadableInput)
     }
     if status.st_mode & S_IFMT == S_IFDIR {
       return try Bundle(path: path, root: path, extracted: nil, entries: [])
@@ -55,7 +57,9 @@ public final class Bundle {
       // The archive holds one top directory, the bundle.
       let tops = Set(entries.compactMap { $0.split(separator: "/").first.map(String.init) })
       guard tops.count == 1, let top = tops.first else {
-        throw BundleError(path: path, reason: "the archive does not hold one bundle directory", hint: "give the .tar.gz lbscope collect wrote", category: .unrecognizedInput)
+        throw BundleError(
+          path: path, reason: "the archive does not hold one bundle directory",
+          hint: "give the .tar.gz lbscope collect wrote", category: .unrecognizedInput)
       }
       return try Bundle(path: path, root: root + "/" + top, extracted: root, entries: entries)
     } catch {
@@ -69,10 +73,14 @@ public final class Bundle {
     self.extracted = extracted
     extractedEntries = entries
     guard let bytes = readWholeFile(root + "/" + BundleManifest.fileName, limit: 64 << 20) else {
-      throw BundleError(path: path, reason: "no readable \(BundleManifest.fileName)", hint: "a bundle is what `lbscope collect --output DIR` writes", category: .unrecognizedInput)
+      throw BundleError(
+        path: path, reason: "no readable \(BundleManifest.fileName)",
+        hint: "a bundle is what `lbscope collect --output DIR` writes", category: .unrecognizedInput)
     }
     guard let manifest = BundleManifest.parse(bytes) else {
-      throw BundleError(path: path, reason: "\(BundleManifest.fileName) is not a bundle manifest", hint: "a bundle is what `lbscope collect --output DIR` writes", category: .unrecognizedInput)
+      throw BundleError(
+        path: path, reason: "\(BundleManifest.fileName) is not a bundle manifest",
+        hint: "a bundle is what `lbscope collect --output DIR` writes", category: .unrecognizedInput)
     }
     self.manifest = manifest
     var files: [BundleFile] = []
@@ -126,7 +134,9 @@ public enum BundleArchive {
     let temporary = archive + ".lbscope-tmp-\(getpid())"
     let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
     guard fd >= 0 else {
-      throw BundleError(path: archive, reason: "cannot create: \(String(cString: strerror(errno)))", hint: "check the directory is writable", category: .unwritableOutput)
+      throw BundleError(
+        path: archive, reason: "cannot create: \(String(cString: strerror(errno)))",
+        hint: "check the directory is writable", category: .unwritableOutput)
     }
     do {
       defer { close(fd) }
@@ -134,7 +144,8 @@ public enum BundleArchive {
       let now = Int(time(nil))
       func add(_ header: [UInt8]?, _ name: String) throws {
         guard let header else {
-          throw BundleError(path: archive, reason: "name too long for ustar: \(name)", hint: "", category: .unwritableOutput)
+          throw BundleError(
+            path: archive, reason: "name too long for ustar: \(name)", hint: "", category: .unwritableOutput)
         }
         try header.withUnsafeBytes { b in try gzip.write(b) }
       }
@@ -148,7 +159,9 @@ public enum BundleArchive {
         }
         let input = open(full, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else {
-          throw BundleError(path: full, reason: "cannot read: \(String(cString: strerror(errno)))", hint: "", category: .unwritableOutput)
+          throw BundleError(
+            path: full, reason: "cannot read: \(String(cString: strerror(errno)))", hint: "",
+            category: .unwritableOutput)
         }
         defer { close(input) }
         var status = stat()
@@ -160,7 +173,8 @@ public enum BundleArchive {
           let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, min($0.count, size - written)) }
           if n < 0 && errno == EINTR { continue }
           guard n > 0 else {
-            throw BundleError(path: full, reason: "changed size while archiving", hint: "", category: .unwritableOutput)
+            throw BundleError(
+              path: full, reason: "changed size while archiving", hint: "", category: .unwritableOutput)
           }
           try buffer.withUnsafeBytes { b in try gzip.write(UnsafeRawBufferPointer(rebasing: b[0..<n])) }
           written += n
@@ -173,7 +187,9 @@ public enum BundleArchive {
       try [UInt8](repeating: 0, count: 2 * Ustar.block).withUnsafeBytes { b in try gzip.write(b) }
       try gzip.finish()
       guard fsync(fd) == 0, rename(temporary, archive) == 0 else {
-        throw BundleError(path: archive, reason: "cannot write: \(String(cString: strerror(errno)))", hint: "", category: .unwritableOutput)
+        throw BundleError(
+          path: archive, reason: "cannot write: \(String(cString: strerror(errno)))", hint: "",
+          category: .unwritableOutput)
       }
     } catch {
       unlink(temporary)
@@ -187,7 +203,9 @@ public enum BundleArchive {
     guard let directory = opendir(prefix.isEmpty ? root : root + "/" + prefix) else { return [] }
     var names: [String] = []
     while let entry = readdir(directory) {
-      let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+      let name = withUnsafeBytes(of: entry.pointee.d_name) {
+        String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self)
+      }
       if name != "." && name != ".." { names.append(name) }
     }
     closedir(directory)
@@ -226,12 +244,17 @@ public enum BundleArchive {
   static func extractUntyped(_ archive: String) throws -> (String, [String]) {
     let fd = open(archive, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else {
-      throw BundleError(path: archive, reason: "cannot open: \(String(cString: strerror(errno)))", hint: "check the path and permissions", category: .unreadableInput)
+      throw BundleError(
+        path: archive, reason: "cannot open: \(String(cString: strerror(errno)))",
+        hint: "check the path and permissions", category: .unreadableInput)
     }
     defer { close(fd) }
     var template = Array("/tmp/lbscope-bundle-XXXXXX".utf8CString)
-    guard let made = template.withUnsafeMutableBufferPointer({ $0.baseAddress.flatMap { mkdtemp($0) } }) else {
-      throw BundleError(path: archive, reason: "cannot make a temporary directory", hint: "check /tmp", category: .unwritableOutput)
+    guard let made = template.withUnsafeMutableBufferPointer({ $0.baseAddress.flatMap { mkdtemp($0) } })
+    else {
+      throw BundleError(
+        path: archive, reason: "cannot make a temporary directory", hint: "check /tmp",
+        category: .unwritableOutput)
     }
     let root = String(cString: made)
     var entries: [String] = []
@@ -241,14 +264,18 @@ public enum BundleArchive {
       var buffer = [UInt8](repeating: 0, count: 1 << 16)
       var total = 0
       func fail(_ reason: String) -> BundleError {
-        BundleError(path: archive, reason: reason, hint: "give the .tar.gz lbscope collect wrote, or its directory", category: .unrecognizedInput)
+        BundleError(
+          path: archive, reason: reason, hint: "give the .tar.gz lbscope collect wrote, or its directory",
+          category: .unrecognizedInput)
       }
       while true {
         let got = try header.withUnsafeMutableBytes { b in try gzip.read(into: b) }
         if got == 0 { break }  // no end blocks: tolerated, as tar does
         guard got == Ustar.block else { throw fail("the archive ends inside a header") }
         if header.allSatisfy({ $0 == 0 }) { break }
-        guard let entry = header.withUnsafeBytes({ Ustar.parse($0) }) else { throw fail("not a ustar archive, or a damaged header") }
+        guard let entry = header.withUnsafeBytes({ Ustar.parse($0) }) else {
+          throw fail("not a ustar archive, or a damaged header")
+        }
         var name = entry.name
         if name.hasSuffix("/") { name.removeLast() }
         guard isSafe(name) else { throw fail("unsafe path in archive: \(entry.name)") }
@@ -260,7 +287,9 @@ public enum BundleArchive {
         let isDirectory = entry.type == 0x35
         var output: Int32 = -1
         if isDirectory {
-          guard mkdir(root + "/" + name, 0o700) == 0 || errno == EEXIST else { throw fail("cannot extract \(name)") }
+          guard mkdir(root + "/" + name, 0o700) == 0 || errno == EEXIST else {
+            throw fail("cannot extract \(name)")
+          }
           entries.append(name)
         } else if isFile {
           output = open(root + "/" + name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)

@@ -87,10 +87,14 @@ final class GzipReader {
         let n = input.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
         if n < 0 {
           if errno == EINTR { continue }
-          throw BundleError(path: path, reason: "read failed: \(String(cString: strerror(errno)))", hint: "", category: .unreadableInput)
+          throw BundleError(
+            path: path, reason: "read failed: \(String(cString: strerror(errno)))", hint: "",
+            category: .unreadableInput)
         }
         if n == 0 {
-          throw BundleError(path: path, reason: "the archive ends inside its compressed data", hint: "copy the .tar.gz again, or use the bundle directory", category: .unreadableInput)
+          throw BundleError(
+            path: path, reason: "the archive ends inside its compressed data",
+            hint: "copy the .tar.gz again, or use the bundle directory", category: .unreadableInput)
         }
         inputStart = 0
         inputEnd = n
@@ -101,7 +105,9 @@ final class GzipReader {
         stream.next_out = (buffer.baseAddress.map { $0 + filled })?.assumingMemoryBound(to: UInt8.self)
         stream.avail_out = UInt32(buffer.count - filled)
         let status = inflate(&stream, Z_NO_FLUSH)
-        return (status, inputEnd - inputStart - Int(stream.avail_in), buffer.count - filled - Int(stream.avail_out))
+        return (
+          status, inputEnd - inputStart - Int(stream.avail_in), buffer.count - filled - Int(stream.avail_out)
+        )
       }
       inputStart += used
       filled += produced
@@ -121,7 +127,9 @@ final class GzipReader {
         }
         inflateReset(&stream)
       default:
-        throw BundleError(path: path, reason: "not gzip data, or damaged (zlib status \(status))", hint: "give a bundle directory or the .tar.gz lbscope collect wrote", category: .unrecognizedInput)
+        throw BundleError(
+          path: path, reason: "not gzip data, or damaged (zlib status \(status))",
+          hint: "give a bundle directory or the .tar.gz lbscope collect wrote", category: .unrecognizedInput)
       }
     }
     return filled
@@ -136,7 +144,9 @@ func writeAll<C: Collection<UInt8>>(_ fd: Int32, _ bytes: C) throws(BundleError)
     let n = array.withUnsafeBytes { Glibc.write(fd, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
     if n < 0 {
       if errno == EINTR { continue }
-      throw BundleError(path: nil, reason: "write failed: \(String(cString: strerror(errno)))", hint: "check free space", category: .unwritableOutput)
+      throw BundleError(
+        path: nil, reason: "write failed: \(String(cString: strerror(errno)))", hint: "check free space",
+        category: .unwritableOutput)
     }
     offset += n
   }

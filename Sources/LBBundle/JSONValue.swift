@@ -20,7 +20,9 @@ struct JSONParser {
 
   mutating func literal(_ text: String) -> Bool {
     let word = Array(text.utf8)
-    guard index + word.count <= bytes.count, Array(bytes[index..<(index + word.count)]) == word else { return false }
+    guard index + word.count <= bytes.count, Array(bytes[index..<(index + word.count)]) == word else {
+      return false
+    }
     index += word.count
     return true
   }
@@ -84,7 +86,9 @@ struct JSONParser {
     case 0x6E: return literal("null") ? .null : nil
     default:
       let start = index
-      while index < bytes.count, (0x30...0x39).contains(bytes[index]) || [0x2D, 0x2B, 0x2E, 0x65, 0x45].contains(bytes[index]) {
+      while index < bytes.count,
+        (0x30...0x39).contains(bytes[index]) || [0x2D, 0x2B, 0x2E, 0x65, 0x45].contains(bytes[index])
+      {
         index += 1
       }
       let text = String(decoding: bytes[start..<index], as: UTF8.self)

@@ -98,11 +98,14 @@ public struct BundleManifest: Sendable, Equatable {
 
   /// Parses a manifest; `nil` when it is not one.
   public static func parse(_ bytes: [UInt8]) -> BundleManifest? {
-    guard case .object(let o)? = JSONParser.parse(bytes), case .array(let items)? = o["items"] else { return nil }
+    guard case .object(let o)? = JSONParser.parse(bytes), case .array(let items)? = o["items"] else {
+      return nil
+    }
     var version = ""
     if case .object(let tool)? = o["tool"], case .string(let v)? = tool["version"] { version = v }
     var created = 0
     if case .int(let c)? = o["createdAt"] { created = Int(clamping: c) }
-    return BundleManifest(toolVersion: version, createdAt: created, items: items.compactMap(ManifestItem.init(json:)))
+    return BundleManifest(
+      toolVersion: version, createdAt: created, items: items.compactMap(ManifestItem.init(json:)))
   }
 }

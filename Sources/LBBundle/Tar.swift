@@ -28,7 +28,10 @@ enum Ustar {
     var prefixBytes: [UInt8] = []
     if nameBytes.count > 100 {
       // Split at a "/" so that the prefix holds at most 155 bytes and the name at most 100.
-      guard let split = nameBytes.indices.last(where: { nameBytes[$0] == 0x2F && $0 <= 155 && nameBytes.count - $0 - 1 <= 100 })
+      guard
+        let split = nameBytes.indices.last(where: {
+          nameBytes[$0] == 0x2F && $0 <= 155 && nameBytes.count - $0 - 1 <= 100
+        })
       else { return nil }
       prefixBytes = Array(nameBytes[..<split])
       nameBytes = Array(nameBytes[(split + 1)...])
@@ -69,7 +72,8 @@ enum Ustar {
   /// Parses a header block; `nil` for a bad checksum, a bad number or a missing magic.
   static func parse(_ header: UnsafeRawBufferPointer) -> Entry? {
     guard header.count == block else { return nil }
-    guard header[257] == 0x75, header[258] == 0x73, header[259] == 0x74, header[260] == 0x61, header[261] == 0x72
+    guard header[257] == 0x75, header[258] == 0x73, header[259] == 0x74, header[260] == 0x61,
+      header[261] == 0x72
     else { return nil }  // "ustar"
     guard let checksum = number(header, 148, 8), let size = number(header, 124, 12) else { return nil }
     var sum = 0

@@ -44,22 +44,31 @@ public enum Collector {
     while output.count > 1 && output.hasSuffix("/") { output.removeLast() }
     let archive = output + ".tar.gz"
     for path in [output, archive] where access(path, F_OK) == 0 {
-      throw BundleError(path: path, reason: "already exists", hint: "name a new --output directory", category: .unwritableOutput)
+      throw BundleError(
+        path: path, reason: "already exists", hint: "name a new --output directory",
+        category: .unwritableOutput)
     }
     let temporary = output + ".lbscope-tmp-\(getpid())"
     guard mkdir(temporary, 0o755) == 0 else {
-      throw BundleError(path: temporary, reason: "cannot create: \(String(cString: strerror(errno)))", hint: "check the parent directory exists and is writable", category: .unwritableOutput)
+      throw BundleError(
+        path: temporary, reason: "cannot create: \(String(cString: strerror(errno)))",
+        hint: "check the parent directory exists and is writable", category: .unwritableOutput)
     }
     var session = Session(root: temporary, timeout: options.timeout, progress: progress)
     session.run()
-    let manifest = BundleManifest(toolVersion: options.toolVersion, createdAt: session.startedAt, items: session.items)
+    let manifest = BundleManifest(
+      toolVersion: options.toolVersion, createdAt: session.startedAt, items: session.items)
     do {
       try session.writeText(manifest.rendered(), to: BundleManifest.fileName)
     } catch {
-      throw BundleError(path: temporary, reason: "cannot write \(BundleManifest.fileName): \(error)", hint: "check free space", category: .unwritableOutput)
+      throw BundleError(
+        path: temporary, reason: "cannot write \(BundleManifest.fileName): \(error)",
+        hint: "check free space", category: .unwritableOutput)
     }
     guard rename(temporary, output) == 0 else {
-      throw BundleError(path: output, reason: "cannot rename \(temporary) into place: \(String(cString: strerror(errno)))", hint: "", category: .unwritableOutput)
+      throw BundleError(
+        path: output, reason: "cannot rename \(temporary) into place: \(String(cString: strerror(errno)))",
+        hint: "", category: .unwritableOutput)
     }
     try BundleArchive.write(directory: output, to: archive)
     return CollectResult(directory: output, archive: archive, manifest: manifest)
@@ -167,7 +176,8 @@ struct Session {
     let both = holdsRules(legacy) && holdsRules(nft)
     for (file, outcome) in [("iptables-legacy-save.txt", legacy), ("iptables-nft-save.txt", nft)] {
       var item = ManifestItem(
-        file: nil, kind: "iptables-save", argv: outcome.argv, exitStatus: outcome.status, signal: outcome.signal,
+        file: nil, kind: "iptables-save", argv: outcome.argv, exitStatus: outcome.status,
+        signal: outcome.signal,
         timedOut: outcome.timedOut, durationSeconds: seconds(outcome.duration), bytes: nil)
       if let failure = outcome.failure {
         item.error = "\(outcome.argv[0]): \(failure)"
@@ -241,13 +251,18 @@ struct Session {
     let directory = "/proc/net/xt_recent"
     guard let handle = opendir(directory) else {
       if errno != ENOENT {
-        record(ManifestItem(file: nil, kind: "xt-recent", source: directory, error: "cannot list: \(String(cString: strerror(errno)))"))
+        record(
+          ManifestItem(
+            file: nil, kind: "xt-recent", source: directory,
+            error: "cannot list: \(String(cString: strerror(errno)))"))
       }
       return
     }
     var names: [String] = []
     while let entry = readdir(handle) {
-      let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+      let name = withUnsafeBytes(of: entry.pointee.d_name) {
+        String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self)
+      }
       if name != "." && name != ".." && !name.contains("/") { names.append(name) }
     }
     closedir(handle)
@@ -262,13 +277,16 @@ struct Session {
     var item = ManifestItem(file: "jiffies.txt", kind: "jiffies", source: "/proc/timer_list")
     guard let first = readJiffies() else {
       item.file = nil
-      item.error = "no jiffies in /proc/timer_list (\(String(cString: strerror(errno))); root is needed to read it)"
+      item.error =
+        "no jiffies in /proc/timer_list (\(String(cString: strerror(errno))); root is needed to read it)"
       record(item)
       return
     }
     var utsname = utsname()
     uname(&utsname)
-    let release = withUnsafeBytes(of: utsname.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+    let release = withUnsafeBytes(of: utsname.release) {
+      String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self)
+    }
     var hz: Int?
     if let config = readLimited("/boot/config-\(release)", limit: 4 << 20) {
       for line in config.split(separator: "\n") where line.hasPrefix("CONFIG_HZ=") {
@@ -319,7 +337,8 @@ struct Session {
     func field<T>(_ value: T) -> String {
       withUnsafeBytes(of: value) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
     }
-    let text = [field(u.sysname), field(u.nodename), field(u.release), field(u.version), field(u.machine)]
+    let text =
+      [field(u.sysname), field(u.nodename), field(u.release), field(u.version), field(u.machine)]
       .joined(separator: " ") + "\n"
     var item = ManifestItem(file: "uname.txt", kind: "kernel", source: "uname(2)")
     do {
@@ -378,7 +397,9 @@ struct Session {
   func writeBytes(_ bytes: [UInt8], to file: String) throws {
     makeParent(file)
     let fd = open(root + "/" + file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw WriteFailure(description: "cannot create \(file): \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else {
+      throw WriteFailure(description: "cannot create \(file): \(String(cString: strerror(errno)))")
+    }
     defer { close(fd) }
     try writeAllBytes(fd, bytes)
   }

@@ -43,9 +43,13 @@ public final class ChildProcess {
 
   /// The directories searched for a tool named without a slash; `PATH` is not consulted, so
   /// what runs does not depend on the caller's environment.
-  public static let searchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+  public static let searchPath = [
+    "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin",
+  ]
   /// The environment every child gets.
-  public static let environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"]
+  public static let environment = [
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C",
+  ]
 
   public let pid: pid_t
   public let argv: [String]
@@ -73,7 +77,9 @@ public final class ChildProcess {
 
   /// Starts `argv`; fails with the outcome's `failure` set when the tool is missing or cannot
   /// be spawned.
-  public static func start(_ argv: [String], output: Output = .capture) -> Result<ChildProcess, ProcessOutcomeError> {
+  public static func start(_ argv: [String], output: Output = .capture) -> Result<
+    ChildProcess, ProcessOutcomeError
+  > {
     var outcome = ProcessOutcome(argv: argv)
     guard let name = argv.first, let path = locate(name) else {
       outcome.failure = "not found in \(searchPath.joined(separator: ":"))"
@@ -139,10 +145,16 @@ public final class ChildProcess {
       _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
       _ = fcntl(fd, F_SETFL, O_NONBLOCK)
     }
-    return .success(ChildProcess(pid: pid, argv: argv, executable: path, outputPipe: outEnds[0], errorPipe: errEnds[0], outcome: outcome))
+    return .success(
+      ChildProcess(
+        pid: pid, argv: argv, executable: path, outputPipe: outEnds[0], errorPipe: errEnds[0],
+        outcome: outcome))
   }
 
-  init(pid: pid_t, argv: [String], executable: String, outputPipe: Int32, errorPipe: Int32, outcome: ProcessOutcome) {
+  init(
+    pid: pid_t, argv: [String], executable: String, outputPipe: Int32, errorPipe: Int32,
+    outcome: ProcessOutcome
+  ) {
     self.pid = pid
     self.argv = argv
     self.executable = executable
@@ -222,7 +234,9 @@ public final class ChildProcess {
       Self.drain(&outputPipe, into: &output, limit: outputLimit, count: &outputBytes, buffer: &buffer)
       Self.drain(&errorPipe, into: &errorOutput, limit: errorLimit, count: &ignored, buffer: &buffer)
       if errorOutput.count >= needle.count
-        && (0...(errorOutput.count - needle.count)).contains(where: { errorOutput[$0..<($0 + needle.count)].elementsEqual(needle) })
+        && (0...(errorOutput.count - needle.count)).contains(where: {
+          errorOutput[$0..<($0 + needle.count)].elementsEqual(needle)
+        })
       {
         return true
       }
@@ -231,7 +245,9 @@ public final class ChildProcess {
   }
 
   /// Reads what is available; closes the descriptor at end of file.
-  static func drain(_ fd: inout Int32, into sink: inout [UInt8], limit: Int, count: inout Int, buffer: inout [UInt8]) {
+  static func drain(
+    _ fd: inout Int32, into sink: inout [UInt8], limit: Int, count: inout Int, buffer: inout [UInt8]
+  ) {
     guard fd >= 0 else { return }
     while true {
       let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -250,7 +266,9 @@ public final class ChildProcess {
   }
 
   /// Runs `argv` to the end (or its time box) and returns the outcome.
-  public static func run(_ argv: [String], output: Output = .capture, timeout: Duration? = nil) -> ProcessOutcome {
+  public static func run(_ argv: [String], output: Output = .capture, timeout: Duration? = nil)
+    -> ProcessOutcome
+  {
     switch start(argv, output: output) {
     case .success(let child): child.wait(timeout: timeout)
     case .failure(let error): error.outcome

@@ -80,7 +80,11 @@ public final class ConntrackEventStream {
           var wake = nextTick
           if let deadline, deadline < wake { wake = deadline }
           let wait = now.duration(to: wake)
-          let milliseconds = max(0, Int32(clamping: wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000) + 1)
+          let milliseconds = max(
+            0,
+            Int32(
+              clamping: wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)
+              + 1)
           let ready = poll(&fds, nfds_t(fds.count), milliseconds)
           if ready < 0 {
             if errno == EINTR { continue }

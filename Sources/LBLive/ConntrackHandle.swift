@@ -82,7 +82,8 @@ enum ConntrackDecoder {
   static func text(_ ct: OpaquePointer, type: nf_conntrack_msg_type = NFCT_T_UNKNOWN) -> String {
     var buffer = [CChar](repeating: 0, count: 1024)
     let written = buffer.withUnsafeMutableBufferPointer { pointer in
-      nfct_snprintf(pointer.baseAddress, UInt32(pointer.count), ct, UInt32(type.rawValue), UInt32(NFCT_O_DEFAULT), 0)
+      nfct_snprintf(
+        pointer.baseAddress, UInt32(pointer.count), ct, UInt32(type.rawValue), UInt32(NFCT_O_DEFAULT), 0)
     }
     guard written > 0 else { return "" }
     return buffer.withUnsafeBufferPointer { pointer in
@@ -100,17 +101,22 @@ enum ConntrackDecoder {
   ) -> ConntrackTuple {
     var tuple = ConntrackTuple()
     if l3 == UInt8(AF_INET) {
-      let (src, dst) = original ? (ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV4_DST) : (ATTR_REPL_IPV4_SRC, ATTR_REPL_IPV4_DST)
+      let (src, dst) =
+        original ? (ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV4_DST) : (ATTR_REPL_IPV4_SRC, ATTR_REPL_IPV4_DST)
       // The kernel hands addresses over in network byte order.
       if isSet(ct, src) { tuple.source = .v4(IPv4Address(UInt32(bigEndian: nfct_get_attr_u32(ct, src)))) }
-      if isSet(ct, dst) { tuple.destination = .v4(IPv4Address(UInt32(bigEndian: nfct_get_attr_u32(ct, dst)))) }
+      if isSet(ct, dst) {
+        tuple.destination = .v4(IPv4Address(UInt32(bigEndian: nfct_get_attr_u32(ct, dst))))
+      }
     } else if l3 == UInt8(AF_INET6) {
-      let (src, dst) = original ? (ATTR_ORIG_IPV6_SRC, ATTR_ORIG_IPV6_DST) : (ATTR_REPL_IPV6_SRC, ATTR_REPL_IPV6_DST)
+      let (src, dst) =
+        original ? (ATTR_ORIG_IPV6_SRC, ATTR_ORIG_IPV6_DST) : (ATTR_REPL_IPV6_SRC, ATTR_REPL_IPV6_DST)
       tuple.source = ipv6(ct, src)
       tuple.destination = ipv6(ct, dst)
     }
     if proto.hasPorts {
-      let (sport, dport) = original ? (ATTR_ORIG_PORT_SRC, ATTR_ORIG_PORT_DST) : (ATTR_REPL_PORT_SRC, ATTR_REPL_PORT_DST)
+      let (sport, dport) =
+        original ? (ATTR_ORIG_PORT_SRC, ATTR_ORIG_PORT_DST) : (ATTR_REPL_PORT_SRC, ATTR_REPL_PORT_DST)
       if isSet(ct, sport) { tuple.sourcePort = UInt16(bigEndian: nfct_get_attr_u16(ct, sport)) }
       if isSet(ct, dport) { tuple.destinationPort = UInt16(bigEndian: nfct_get_attr_u16(ct, dport)) }
     } else if proto == .icmp || proto == .icmpv6 {
@@ -124,7 +130,8 @@ enum ConntrackDecoder {
     }
     let (packets, bytes) =
       original
-      ? (ATTR_ORIG_COUNTER_PACKETS, ATTR_ORIG_COUNTER_BYTES) : (ATTR_REPL_COUNTER_PACKETS, ATTR_REPL_COUNTER_BYTES)
+      ? (ATTR_ORIG_COUNTER_PACKETS, ATTR_ORIG_COUNTER_BYTES)
+      : (ATTR_REPL_COUNTER_PACKETS, ATTR_REPL_COUNTER_BYTES)
     // Counters exist only while nf_conntrack_acct is on.
     if isSet(ct, packets) { tuple.packets = nfct_get_attr_u64(ct, packets) }
     if isSet(ct, bytes) { tuple.bytes = nfct_get_attr_u64(ct, bytes) }

@@ -11,12 +11,15 @@ struct LiveConntrackOptions: ParsableArguments {
   @Option(help: "Only entries in this conntrack zone (with --live).")
   var zone: UInt16?
 
-  @Option(help: ArgumentHelp("Only entries with this conntrack mark (with --live); 0x… for hex.", valueName: "MARK"))
+  @Option(
+    help: ArgumentHelp("Only entries with this conntrack mark (with --live); 0x… for hex.", valueName: "MARK")
+  )
   var mark: String?
 
   @Option(
     name: .customLong("dst"),
-    help: ArgumentHelp("Only entries whose original destination is this (with --live).", valueName: "VIP[:PORT]"))
+    help: ArgumentHelp(
+      "Only entries whose original destination is this (with --live).", valueName: "VIP[:PORT]"))
   var destination: String?
 
   func validate() throws {
@@ -31,7 +34,8 @@ struct LiveConntrackOptions: ParsableArguments {
   var filter: ConntrackFilter {
     let target = destination.flatMap(Self.parseDestination)
     return ConntrackFilter(
-      zone: zone, mark: mark.flatMap(Self.parseMark), destination: target?.address, destinationPort: target?.port)
+      zone: zone, mark: mark.flatMap(Self.parseMark), destination: target?.address,
+      destinationPort: target?.port)
   }
 
   static func parseMark(_ text: String) -> UInt32? {

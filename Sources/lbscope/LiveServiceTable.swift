@@ -29,6 +29,8 @@ struct LiveServiceTable {
   var open: [Key: Open] = [:]
   /// Destroy events for connections that began before the watch.
   var startedBefore = 0
+  /// New connections not tracked because `maxOpen` were open at once.
+  var droppedOpen = 0
   var events = 0
   let filter: Endpoint?
   let maxClients = 10_000
@@ -38,7 +40,9 @@ struct LiveServiceTable {
 
   /// Takes one event; returns the connection when it is finished (destroyed, or evicted) so
   /// the caller can hand it to the analyzer, and the observation for the stream.
-  mutating func take(_ entry: ConntrackEntry, finished: (ConnectionObservation) -> Void) -> ConnectionObservation? {
+  mutating func take(_ entry: ConntrackEntry, finished: (ConnectionObservation) -> Void)
+    -> ConnectionObservation?
+  {
     guard var observation = entry.observation(input: 0) else { return nil }
     events += 1
     guard observation.isDestinationTranslated else { return nil }
@@ -47,7 +51,10 @@ struct LiveServiceTable {
     switch entry.event {
     case .new?:
       if let previous = open.removeValue(forKey: key) { close(previous, finished: finished) }
-      if open.count >= maxOpen { return nil }
+      if open.count >= maxOpen {
+        droppedOpen += 1
+        return nil
+      }
       open[key] = Open(observation: observation, frontend: observation.frontend)
       var service =
         services[observation.frontend]

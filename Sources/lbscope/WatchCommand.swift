@@ -83,10 +83,17 @@ struct WatchCommand: ParsableCommand {
     var summary = InputSummary(path: "netlink:conntrack-events", kind: .liveConntrack)
     summary.records = table.events
     let seconds = Self.seconds(started.duration(to: clock.now))
-    let why = end == .deadline ? "after --duration" : "by \(SignalPipe.caught.map(Self.signalName) ?? "a signal")"
+    let why =
+      end == .deadline ? "after --duration" : "by \(SignalPipe.caught.map(Self.signalName) ?? "a signal")"
     summary.notes.append("watched \(seconds) s, ended \(why)")
     if table.startedBefore > 0 {
-      summary.notes.append("\(table.startedBefore) connections ended that began before the watch (not counted)")
+      summary.notes.append(
+        "\(table.startedBefore) connections ended that began before the watch (not counted)")
+    }
+    if table.droppedOpen > 0 {
+      summary.partial = true
+      summary.notes.append(
+        "\(table.droppedOpen) new connections not counted: more than \(table.maxOpen) open at once")
     }
     if stream.overruns > 0 {
       summary.partial = true
@@ -94,7 +101,8 @@ struct WatchCommand: ParsableCommand {
         summary.record(
           InputIssue(
             kind: .truncated, line: 0,
-            message: "the kernel's event buffer overran (ENOBUFS): events were lost, counts are lower bounds"))
+            message: "the kernel's event buffer overran (ENOBUFS): events were lost, counts are lower bounds")
+        )
       }
     }
     if terminal { display.finish() }
@@ -141,14 +149,18 @@ struct WatchDisplay {
   mutating func draw(_ table: LiveServiceTable, seconds: Double, lost: Int) {
     var lines: [String] = []
     let lostText = lost > 0 ? paint("  \(lost) overrun(s): events lost", "31") : ""
-    lines.append(paint("lbscope watch", "1") + "  \(seconds) s, \(table.events) events\(lostText)  (Ctrl-C to stop)")
-    let services = table.services.values.sorted { ($0.connections, $1.frontend) > ($1.connections, $0.frontend) }
+    lines.append(
+      paint("lbscope watch", "1") + "  \(seconds) s, \(table.events) events\(lostText)  (Ctrl-C to stop)")
+    let services = table.services.values.sorted {
+      ($0.connections, $1.frontend) > ($1.connections, $0.frontend)
+    }
     if services.isEmpty { lines.append("  no Service connections yet") }
     for service in services.prefix(5) {
       let open = service.backends.values.reduce(0) { $0 + $1.open }
       lines.append(
         paint("\(service.proto) \(service.frontend)", "1")
-          + "  \(service.connections) new connections, \(open) still in the table, \(service.backends.count) backends")
+          + "  \(service.connections) new connections, \(open) still in the table, \(service.backends.count) backends"
+      )
       let backends = service.backends.sorted { $0.key < $1.key }
       let most = backends.map(\.value.connections).max() ?? 1
       for (address, backend) in backends.prefix(12) {
@@ -156,13 +168,16 @@ struct WatchDisplay {
         let bar = String(repeating: "█", count: max(1, backend.connections * 30 / max(most, 1)))
         lines.append(
           "  \(pad(address.description, 24)) \(pad(String(backend.connections), 7, right: true)) "
-            + "\(pad(String(format1(share * 100)) + "%", 7, right: true))  \(paint(pad(bar, 30), "32"))  in table \(backend.open)")
+            + "\(pad(String(format1(share * 100)) + "%", 7, right: true))  \(paint(pad(bar, 30), "32"))  in table \(backend.open)"
+        )
       }
       if backends.count > 12 { lines.append("  … \(backends.count - 12) more backends") }
       let sticky = table.stickyClients(service)
       if !sticky.isEmpty {
         let shown = sticky.prefix(3).map { "\($0.0) → \($0.1) (\($0.2))" }.joined(separator: ", ")
-        lines.append("  " + paint("pinned to one backend:", "33") + " \(shown)" + (sticky.count > 3 ? ", … \(sticky.count - 3) more" : ""))
+        lines.append(
+          "  " + paint("pinned to one backend:", "33") + " \(shown)"
+            + (sticky.count > 3 ? ", … \(sticky.count - 3) more" : ""))
       }
     }
     var text = linesDrawn > 0 ? "\u{1B}[\(linesDrawn)A\u{1B}[J" : ""

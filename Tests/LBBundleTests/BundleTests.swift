@@ -6,8 +6,10 @@ import Testing
 
 /// Writes a small bundle directory by hand (a manifest and two files).
 func makeBundle(_ name: String) throws -> String {
-  let root = FileManager.default.temporaryDirectory.appendingPathComponent("lbscope-bundle-test-\(UUID().uuidString)")
-    .appendingPathComponent(name).path
+  let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+    "lbscope-bundle-test-\(UUID().uuidString)"
+  )
+  .appendingPathComponent(name).path
   try FileManager.default.createDirectory(atPath: root + "/xt_recent", withIntermediateDirectories: true)
   let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
@@ -98,7 +100,9 @@ func makeBundle(_ name: String) throws -> String {
   }
 
   @Test func refusesArchivesThatEscapeTheirDirectory() throws {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lbscope-evil-\(UUID().uuidString)").path
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "lbscope-evil-\(UUID().uuidString)"
+    ).path
     try FileManager.default.createDirectory(atPath: dir + "/b", withIntermediateDirectories: true)
     try "x".write(toFile: dir + "/b/f", atomically: true, encoding: .utf8)
     // GNU tar keeps "../" with -P; lbscope must refuse it.

@@ -23,7 +23,8 @@ import Testing
     let separate = try run(binary, ["conntrack", "-f", "json", dir + "/conntrack-L.txt"])
     let fromDirectory = try run(binary, ["conntrack", "-f", "json", bundle])
     let fromArchive = try run(binary, ["conntrack", "-f", "json", bundle + ".tar.gz"])
-    #expect(separate.status == 0 && fromDirectory.status == 0 && fromArchive.status == 0, "\(fromArchive.stderr)")
+    #expect(
+      separate.status == 0 && fromDirectory.status == 0 && fromArchive.status == 0, "\(fromArchive.stderr)")
     #expect(servicesSection(fromDirectory.stdout) == servicesSection(separate.stdout))
     #expect(servicesSection(fromArchive.stdout) == servicesSection(separate.stdout))
     #expect(servicesSection(separate.stdout).contains("\"connections\": 16"))
@@ -51,7 +52,9 @@ import Testing
     chmod(dir, 0o777)
     let result = try run(
       PrivilegeTests.dropped[0],
-      Array(PrivilegeTests.dropped.dropFirst()) + [binary, "collect", "--output", dir + "/b", "--timeout", "10"])
+      Array(PrivilegeTests.dropped.dropFirst()) + [
+        binary, "collect", "--output", dir + "/b", "--timeout", "10",
+      ])
     #expect(result.status == 0, "\(result.stderr)")
     let manifest = try String(contentsOfFile: dir + "/b/manifest.json", encoding: .utf8)
     #expect(manifest.contains("CAP_NET_ADMIN"))

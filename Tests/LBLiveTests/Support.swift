@@ -33,7 +33,8 @@ func run(_ program: String, _ arguments: [String]) throws -> Run {
   let outcome = ChildProcess.run([program] + arguments, timeout: .seconds(120))
   if let failure = outcome.failure { throw LabFailure(message: "\(program): \(failure)") }
   return Run(
-    status: outcome.status ?? 128 + (outcome.signal ?? 0), stdout: String(decoding: outcome.output, as: UTF8.self),
+    status: outcome.status ?? 128 + (outcome.signal ?? 0),
+    stdout: String(decoding: outcome.output, as: UTF8.self),
     stderr: String(decoding: outcome.errorOutput, as: UTF8.self))
 }
 
@@ -53,7 +54,8 @@ final class Lab {
 
   /// Drives `count` connections through the Service; returns how many succeeded (the truth).
   func drive(_ count: Int) throws -> Int {
-    let result = try run(repository.appendingPathComponent("scripts/lab-live").path, ["drive", prefix, "\(count)"])
+    let result = try run(
+      repository.appendingPathComponent("scripts/lab-live").path, ["drive", prefix, "\(count)"])
     return Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
   }
 
@@ -73,7 +75,9 @@ struct LabFailure: Error, CustomStringConvertible {
 }
 
 func temporaryDirectory(_ name: String) throws -> String {
-  let path = FileManager.default.temporaryDirectory.appendingPathComponent("lbscope-live-\(UUID().uuidString)-\(name)").path
+  let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+    "lbscope-live-\(UUID().uuidString)-\(name)"
+  ).path
   try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
   return path
 }

@@ -20,7 +20,8 @@ func startWatch(_ lab: Lab, _ arguments: [String]) throws -> ChildProcess {
 /// service's indentation.
 func serviceConnections(_ json: String) -> Int? {
   for line in json.split(separator: "\n") where line.hasPrefix("      \"connections\": ") {
-    return Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces).trimmingCharacters(in: [","]))
+    return Int(
+      line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces).trimmingCharacters(in: [","]))
   }
   return nil
 }
@@ -31,7 +32,8 @@ func serviceConnections(_ json: String) -> Int? {
     let lab = try Lab("watch")
     defer { lab.close() }
     let report = try temporaryDirectory("watch") + "/report.json"
-    let watch = try startWatch(lab, ["--duration", "60", "--service", "10.96.0.10:80", "-f", "json", "-o", report])
+    let watch = try startWatch(
+      lab, ["--duration", "60", "--service", "10.96.0.10:80", "-f", "json", "-o", report])
     let made = try lab.drive(40)
     #expect(made == 40)
     // Let the last destroy events arrive, then end it early with SIGTERM.
@@ -77,7 +79,8 @@ func serviceConnections(_ json: String) -> Int? {
   @Test(.enabled(if: isRoot, "needs root to drop privileges with setpriv"))
   func watchWithoutCapNetAdminExits77WithOneLine() throws {
     let result = try run(
-      PrivilegeTests.dropped[0], Array(PrivilegeTests.dropped.dropFirst()) + [binary, "watch", "--duration", "1"])
+      PrivilegeTests.dropped[0],
+      Array(PrivilegeTests.dropped.dropFirst()) + [binary, "watch", "--duration", "1"])
     #expect(result.status == 77)
     #expect(result.stderr.split(separator: "\n").count == 1)
     #expect(result.stderr.contains("CAP_NET_ADMIN"))
