@@ -20,16 +20,24 @@ struct TupleKey: Hashable, CustomStringConvertible {
     let made = try lab.drive(30)
     #expect(made == 30)
 
-    // The traffic is over: every entry sits in TIME_WAIT, so both dumps see one table.
+    // The traffic is over: the lab's entries sit in TIME_WAIT. The node itself may still add an
+    // entry between two dumps (the bridge's IGMP reports), so the live table is dumped before
+    // and after `conntrack -L`: what both live dumps hold must be in the text, and the text
+    // may hold nothing that neither live dump saw.
     let table = try NetworkNamespace.run(in: lab.nodePath) { try LiveConntrackTable() }
-    var live: Set<TupleKey> = []
     var ids: Set<UInt32> = []
-    try table.dump { entry in
-      guard let o = entry.observation(input: 0) else { return }
-      live.insert(TupleKey(original: o.original, translated: o.translated, state: o.state))
-      if let id = entry.id { ids.insert(id) }
+    func liveDump() throws -> Set<TupleKey> {
+      var keys: Set<TupleKey> = []
+      try table.dump { entry in
+        guard let o = entry.observation(input: 0) else { return }
+        keys.insert(TupleKey(original: o.original, translated: o.translated, state: o.state))
+        if let id = entry.id { ids.insert(id) }
+      }
+      return keys
     }
+    let before = try liveDump()
     let listed = try lab.inNode(["conntrack", "-L"])
+    let after = try liveDump()
     #expect(listed.status == 0)
     let file = try temporaryDirectory("dump") + "/conntrack-L.txt"
     try listed.stdout.write(toFile: file, atomically: true, encoding: .utf8)
@@ -37,11 +45,13 @@ struct TupleKey: Hashable, CustomStringConvertible {
     _ = try ConntrackReader().read(path: file, input: 0) { o in
       text.insert(TupleKey(original: o.original, translated: o.translated, state: o.state))
     }
+    let live = before.intersection(after)
     #expect(!live.isEmpty)
-    #expect(live == text, "only live: \(live.subtracting(text)); only text: \(text.subtracting(live))")
+    #expect(live.isSubset(of: text), "only live: \(live.subtracting(text))")
+    #expect(text.isSubset(of: before.union(after)), "only text: \(text.subtracting(before.union(after)))")
     let service = live.filter { $0.original.destination == Endpoint(.v4(IPv4Address(10, 96, 0, 10)), 80) }
     #expect(service.count == made)
-    #expect(ids.count == live.count, "each entry carries its conntrack id")
+    #expect(ids.count >= live.count, "each entry carries its conntrack id")
   }
 
   @Test(.enabled(if: isRoot, Comment(rawValue: needsRoot)))
