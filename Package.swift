@@ -26,6 +26,8 @@ let package = Package(
       providers: [.apt(["libnetfilter-conntrack-dev"])]
     ),
 
+    .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
     // Plain values: addresses, tuples, observations, services. No I/O, no Foundation.
     .target(name: "LBCore"),
 
@@ -42,6 +44,18 @@ let package = Package(
       exclude: ["README.md", "nftables/README.md", "ipvs/README.md"]
     ),
 
+    // The live kernel: conntrack over netlink (table dumps and events), signals, namespaces.
+    .target(
+      name: "LBLive",
+      dependencies: ["LBCore", "LBConntrack", "CNetfilterConntrack"]
+    ),
+
+    // Node snapshots: manifest, .tar.gz (ustar + zlib), and opening a bundle as inputs.
+    .target(name: "LBBundle", dependencies: ["LBCore", "LBReport", "CZlib"]),
+
+    // Collecting a bundle on the node: tools run with fixed argv, /proc files, netlink.
+    .target(name: "LBCollect", dependencies: ["LBCore", "LBBundle", "LBLive"]),
+
     // Analyses: core values in, core values out.
     .target(name: "LBAnalysis", dependencies: ["LBCore"], exclude: ["README.md"]),
 
@@ -52,8 +66,8 @@ let package = Package(
     .executableTarget(
       name: "lbscope",
       dependencies: [
-        "LBCore", "LBConntrack", "LBRules", "LBAnalysis", "LBReport",
-        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "LBCore", "LBConntrack", "LBRules", "LBAnalysis", "LBReport", "LBLive", "LBBundle",
+        "LBCollect", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "SystemPackage", package: "swift-system"),
       ]
     ),
@@ -66,6 +80,8 @@ let package = Package(
       name: "LBReportTests", dependencies: ["LBCore", "LBAnalysis", "LBReport", "LBConntrack"],
       exclude: ["Golden"]),
     .testTarget(name: "LBScopeCLITests", dependencies: ["lbscope"]),
+    .testTarget(name: "LBLiveTests", dependencies: ["LBCore", "LBConntrack", "LBLive", "lbscope"]),
+    .testTarget(name: "LBBundleTests", dependencies: ["LBCore", "LBBundle", "LBLive"]),
   ],
   swiftLanguageModes: [.v6]
 )

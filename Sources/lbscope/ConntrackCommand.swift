@@ -1,7 +1,9 @@
 import ArgumentParser
 import LBAnalysis
+import LBBundle
 import LBConntrack
 import LBCore
+import LBLive
 
 struct ConntrackCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -12,16 +14,31 @@ struct ConntrackCommand: ParsableCommand {
       `conntrack -E` events, from files or standard input (`-`):
 
         ssh node sudo conntrack -L | lbscope conntrack -
+
+      On the node, --live reads the kernel's table over netlink instead (IPv4 and IPv6; needs
+      CAP_NET_ADMIN, exit 77 without it):
+
+        sudo lbscope conntrack --live --dst 10.96.0.10:80
       """
   )
 
-  @Argument(help: ArgumentHelp("Conntrack dumps or event logs; - for standard input.", valueName: "FILE"))
+  @Argument(
+    help: ArgumentHelp(
+      "Conntrack dumps or event logs, bundles (directory or .tar.gz from lbscope collect); - for standard input.",
+      valueName: "FILE"))
   var files: [String] = []
+
+  @OptionGroup var live: LiveConntrackOptions
 
   @OptionGroup var report: ReportOptions
 
   func validate() throws {
-    if files.isEmpty { throw ValidationError("give at least one FILE, or - for standard input") }
+    if files.isEmpty && !live.live {
+      throw ValidationError("give at least one FILE, - for standard input, or --live")
+    }
+    if !live.live && !live.filter.isEmpty {
+      throw ValidationError("--zone, --mark and --dst filter the live table: add --live")
+    }
     if files.filter({ $0 == "-" }).count > 1 {
       throw ValidationError("standard input (-) can be read only once")
     }
@@ -31,11 +48,30 @@ struct ConntrackCommand: ParsableCommand {
     var analyzer = ConnectionAnalyzer(options: report.analysisOptions)
     var summaries: [InputSummary] = []
     let reader = ConntrackReader()
-    for (index, path) in files.enumerated() {
+    if live.live {
+      summaries.append(LiveConntrackOptions.read(filter: live.filter, input: 0) { analyzer.add($0) })
+    }
+    for path in files {
       do {
-        let summary = try reader.read(path: path, input: index, into: &analyzer)
+        if path != "-" && Bundle.isBundle(path) {
+          let bundle = try Bundle.open(path)
+          let inside = bundle.files(of: [.conntrack, .conntrackEvents])
+          if inside.isEmpty {
+            throw BundleError(
+              path: path, reason: "the bundle holds no conntrack table",
+              hint: "its manifest.json says why (collect needs CAP_NET_ADMIN for the table)",
+              category: .unrecognizedInput)
+          }
+          for file in inside {
+            var summary = try reader.read(path: file.path, input: summaries.count, into: &analyzer)
+            summary.path = path + "/" + file.name
+            summaries.append(summary)
+          }
+          continue
+        }
+        let summary = try reader.read(path: path, input: summaries.count, into: &analyzer)
         summaries.append(summary)
-      } catch {
+      } catch let error as any LocatedError {
         Failure(error).exit()
       }
     }

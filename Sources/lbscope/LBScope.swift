@@ -17,6 +17,8 @@ struct LBScope: ParsableCommand {
       cannot be written; 77 missing privilege; 130 interrupted.
       """,
     version: version,
-    subcommands: [ConntrackCommand.self, RulesCommand.self]
+    subcommands: [
+      ConntrackCommand.self, RulesCommand.self, WatchCommand.self, CollectCommand.self,
+    ]
   )
 }
