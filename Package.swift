@@ -41,6 +41,13 @@ let package = Package(
       dependencies: ["LBCore", "LBConntrack", .product(name: "SystemPackage", package: "swift-system")]
     ),
 
+    // Packet traces: a pure Swift pcap/pcapng reader and decoder; only the BPF adapter imports CPcap.
+    .target(
+      name: "LBPcap",
+      dependencies: ["LBCore", "CPcap", .product(name: "SystemPackage", package: "swift-system")],
+      exclude: ["README.md"]
+    ),
+
     // Analyses: core values in, core values out.
     .target(name: "LBAnalysis", dependencies: ["LBCore"], exclude: ["README.md"]),
 
@@ -51,7 +58,7 @@ let package = Package(
     .executableTarget(
       name: "lbscope",
       dependencies: [
-        "LBCore", "LBConntrack", "LBAnalysis", "LBReport",
+        "LBCore", "LBConntrack", "LBAnalysis", "LBReport", "LBPcap",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "SystemPackage", package: "swift-system"),
       ]
@@ -60,6 +67,7 @@ let package = Package(
     .testTarget(name: "LBCoreTests", dependencies: ["LBCore"]),
     .testTarget(name: "LBConntrackTests", dependencies: ["LBCore", "LBConntrack"]),
     .testTarget(name: "LBRulesTests", dependencies: ["LBCore", "LBRules"]),
+    .testTarget(name: "LBPcapTests", dependencies: ["LBCore", "LBPcap", "LBAnalysis"]),
     .testTarget(name: "LBAnalysisTests", dependencies: ["LBCore", "LBAnalysis", "LBConntrack"]),
     .testTarget(
       name: "LBReportTests", dependencies: ["LBCore", "LBAnalysis", "LBReport", "LBConntrack"],
