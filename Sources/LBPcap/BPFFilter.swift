@@ -16,7 +16,7 @@ public final class BPFFilter {
     let handle: OpaquePointer
     var code = bpf_program()
 
-    /// Compiles `expression` for `linkType`; nil with libpcap's message on failure.
+    /// Compiles `expression` for `linkType`; throws with libpcap's message on failure.
     init(expression: String, linkType: UInt32) throws(PcapError) {
       guard let handle = pcap_open_dead(Int32(bitPattern: linkType), 262_144) else {
         throw PcapError(
@@ -26,8 +26,8 @@ public final class BPFFilter {
       self.handle = handle
       let status = pcap_compile(handle, &code, expression, 1, PCAP_NETMASK_UNKNOWN)
       if status != 0 {
+        // deinit runs for this fully initialised object and frees the handle.
         let message = String(cString: pcap_geterr(handle))
-        pcap_close(handle)
         throw PcapError(
           code: .badFilter, path: nil,
           reason: "--filter '\(expression)' does not compile for \(LinkType(rawValue: linkType)): \(message)",

@@ -259,6 +259,11 @@ public final class CaptureFileReader {
       damaged(.malformed, "pcap version \(major).\(minor) is not 2.x")
       return
     }
+    // Bits 16-25 are reserved and must be zero (libpcap refuses such files too).
+    guard link & 0x03FF_0000 == 0 else {
+      damaged(.malformed, "pcap link-type field has reserved bits set")
+      return
+    }
     pcapLinkType = LinkType(rawValue: link & 0xFFFF)
     summary.notes.append(
       "pcap \(bigEndian ? "big" : "little")-endian, \(pcapNanoseconds ? "nanosecond" : "microsecond") timestamps, link type \(pcapLinkType)"

@@ -134,6 +134,8 @@ public struct DecodedPacket {
     tsValue = 0
     tsEcho = 0
     payloadLength = 0
+    // A view from an earlier packet would point into a buffer that may since have moved.
+    payload = ByteView(UnsafeRawBufferPointer(start: nil, count: 0))
     icmpType = 0
     icmpCode = 0
     icmpError = false

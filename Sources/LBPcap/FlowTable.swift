@@ -202,11 +202,15 @@ public final class FlowTable {
     (UInt64(isn) << 8 | 6 | (v6 ? 0x80 : 0)) | 1 << 63
   }
 
-  /// Signature of a packet for recognising its copies: fields NAT-free forwarding keeps and a
-  /// retransmission changes (IP ID, checksums, TCP timestamps).
+  /// Signature of a packet for recognising its copies: fields forwarding keeps and a
+  /// retransmission changes (IP ID, TCP timestamps, sequence numbers, the first payload bytes).
+  /// Not the IP checksum (routing between two captured interfaces decrements the TTL) nor the
+  /// TCP/UDP checksum (with checksum offload, a copy captured on its way out holds only the
+  /// pseudo-header sum).
   @inline(__always)
   static func signature(_ p: DecodedPacket) -> UInt64 {
-    var h = UInt64(p.ipID) << 32 | UInt64(p.ipChecksum) << 16 | UInt64(p.l4Checksum)
+    var h = UInt64(p.ipID) << 32
+    h ^= p.payload.u64(0) ?? 0
     h = (h ^ UInt64(p.seq) << 32 ^ UInt64(p.ack)) &* 0x9E37_79B9_7F4A_7C15
     h ^= UInt64(p.tsValue) << 24 ^ UInt64(p.payloadLength) << 8 ^ UInt64(p.tcpFlags)
     return (h ^ (h >> 31)) | 1

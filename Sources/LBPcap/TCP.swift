@@ -17,7 +17,7 @@ extension PacketDecoder {
     }
     let headerLength = Int(offsetByte >> 4) * 4
     guard headerLength >= 20 else { return .issue(.malformed, "TCP data offset below 20 bytes") }
-    guard headerLength <= declaredLength else {
+    guard headerLength <= declaredLength || packet.firstFragment else {
       return .issue(.malformed, "TCP data offset beyond the segment")
     }
     packet.hasTransport = true
