@@ -22,6 +22,10 @@ public struct ConnectionAnalyzer {
     var packets: UInt64 = 0
     var bytes: UInt64 = 0
     var hasCounters = false
+    var rtt: [Int64] = []
+    var rttSeen = 0
+    var httpRequests = 0
+    var hasHTTP = false
   }
 
   struct ClientTally {
@@ -107,6 +111,14 @@ public struct ConnectionAnalyzer {
       service.backends[index].bytes &+= (o.bytes ?? 0) &+ (r.bytes ?? 0)
     }
 
+    if let rtt = observation.handshakeRTTNanos {
+      service.backends[index].addRTT(rtt, limit: options.maxRTTSamplesPerBackend)
+    }
+    if let requests = observation.httpRequests {
+      service.backends[index].hasHTTP = true
+      service.backends[index].httpRequests += requests
+    }
+
     let client = observation.client.address
     if let known = service.clientIndex[client] {
       service.clients[known].add(Int32(index))
@@ -176,14 +188,16 @@ public struct ConnectionAnalyzer {
     var backends: [BackendResult] = []
     for (index, address) in tally.backendAddresses.enumerated() {
       let b = tally.backends[index]
-      backends.append(
-        BackendResult(
-          address: address, pod: nil, expectedShare: nil, expectedShareExternal: nil,
-          connections: b.connections,
-          observedShare: total > 0 ? Double(b.connections) / Double(total) : nil,
-          shareInterval: Statistics.wilsonInterval(successes: b.connections, trials: total),
-          failedConnections: b.failed, packets: b.hasCounters ? b.packets : nil,
-          bytes: b.hasCounters ? b.bytes : nil, pinnedClients: nil))
+      var result = BackendResult(
+        address: address, pod: nil, expectedShare: nil, expectedShareExternal: nil,
+        connections: b.connections,
+        observedShare: total > 0 ? Double(b.connections) / Double(total) : nil,
+        shareInterval: Statistics.wilsonInterval(successes: b.connections, trials: total),
+        failedConnections: b.failed, packets: b.hasCounters ? b.packets : nil,
+        bytes: b.hasCounters ? b.bytes : nil, pinnedClients: nil)
+      result.handshakeRTT = b.percentiles
+      result.httpRequests = b.hasHTTP ? b.httpRequests : nil
+      backends.append(result)
     }
 
     var clients: [ClientResult] = []
@@ -236,6 +250,33 @@ public struct ConnectionAnalyzer {
     let p = min(1, Double(k) * Statistics.binomialUpperTail(n: n, k: m, p: expected[Int(main.index)]))
     let dominant = Double(m) >= options.stickyDominance * Double(n)
     return (p < options.stickyAlpha && dominant, p)
+  }
+}
+
+extension ConnectionAnalyzer.BackendTally {
+  /// Keeps an RTT sample; past `limit`, reservoir sampling (Vitter's algorithm R) with a fixed
+  /// linear congruential sequence, so the same input gives the same percentiles.
+  mutating func addRTT(_ nanos: Int64, limit: Int) {
+    rttSeen += 1
+    if rtt.count < limit {
+      rtt.append(nanos)
+      return
+    }
+    let r = UInt64(rttSeen) &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+    let slot = Int((r >> 17) % UInt64(rttSeen))
+    if slot < limit { rtt[slot] = nanos }
+  }
+
+  /// Nearest-rank p50, p90, p99 in milliseconds.
+  var percentiles: LatencyPercentiles? {
+    guard !rtt.isEmpty else { return nil }
+    let sorted = rtt.sorted()
+    func rank(_ q: Double) -> Double {
+      let i = min(sorted.count - 1, max(0, Int((q * Double(sorted.count)).rounded(.up)) - 1))
+      return Double(sorted[i]) / 1e6
+    }
+    return LatencyPercentiles(
+      p50: rank(0.5), p90: rank(0.9), p99: rank(0.99), samples: sorted.count, total: rttSeen)
   }
 }
 

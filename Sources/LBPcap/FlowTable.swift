@@ -142,7 +142,8 @@ public final class FlowTable {
       // on the same ports (port reuse).
       let r = records[index]
       let fromOriginator = r.originatorIsA == sourceIsA
-      if syn && (r.closed || (r.sawSYN && fromOriginator && r.isn != p.seq) || (!fromOriginator && !r.sawSYN)) {
+      if syn && (r.closed || (r.sawSYN && fromOriginator && r.isn != p.seq) || (!fromOriginator && !r.sawSYN))
+      {
         finish(remove(at: index))
         (s, _) = slot(for: key)
         found = false

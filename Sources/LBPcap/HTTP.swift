@@ -24,7 +24,8 @@ enum HTTP {
     guard let c = p.u8(i) else { return false }
     switch c {
     case UInt8(ascii: "G"): return p.matches("GET ", at: i)
-    case UInt8(ascii: "P"): return p.matches("POST ", at: i) || p.matches("PUT ", at: i) || p.matches("PATCH ", at: i)
+    case UInt8(ascii: "P"):
+      return p.matches("POST ", at: i) || p.matches("PUT ", at: i) || p.matches("PATCH ", at: i)
     case UInt8(ascii: "H"): return p.matches("HEAD ", at: i)
     case UInt8(ascii: "D"): return p.matches("DELETE ", at: i)
     case UInt8(ascii: "O"): return p.matches("OPTIONS ", at: i)

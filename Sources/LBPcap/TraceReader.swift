@@ -50,7 +50,8 @@ public final class TraceReader {
     var readers: [CaptureFileReader] = []
     for path in paths { readers.append(try CaptureFileReader(path: path)) }
     self.readers = readers
-    filter = try options.filter.map { (expression) throws(PcapError) in try BPFFilter(expression: expression) }
+    filter = try options.filter.map { (expression) throws(PcapError) in try BPFFilter(expression: expression)
+    }
   }
 
   /// The files' summaries, in the order given, with the trace's notes added to the first.
@@ -157,7 +158,8 @@ public final class TraceReader {
       if totals.icmpErrors > 0 { first.note("\(totals.icmpErrors) ICMP errors attributed to their flows") }
     }
     for reader in readers where reader.droppedByInterfaces > 0 {
-      reader.note("the capturing interfaces dropped \(reader.droppedByInterfaces) packets: counts are lower bounds")
+      reader.note(
+        "the capturing interfaces dropped \(reader.droppedByInterfaces) packets: counts are lower bounds")
     }
   }
 }

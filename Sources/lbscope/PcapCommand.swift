@@ -27,14 +27,17 @@ struct PcapCommand: ParsableCommand {
   @Option(help: ArgumentHelp("Only analyse frames matching this pcap-filter expression.", valueName: "BPF"))
   var filter: String?
 
-  @Option(help: "Flows tracked at once (about 300 bytes each); past it the oldest idle ones are finished early.")
+  @Option(
+    help: "Flows tracked at once (about 300 bytes each); past it the oldest idle ones are finished early.")
   var maxFlows: Int = 1_000_000
 
   @OptionGroup var report: ReportOptions
 
   func validate() throws {
     if files.isEmpty { throw ValidationError("give at least one capture FILE") }
-    if files.contains("-") { throw ValidationError("captures are read from files; save standard input first") }
+    if files.contains("-") {
+      throw ValidationError("captures are read from files; save standard input first")
+    }
     guard maxFlows >= 16 else { throw ValidationError("--max-flows must be at least 16") }
   }
 

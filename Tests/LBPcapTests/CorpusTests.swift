@@ -32,7 +32,8 @@ import Testing
     let run = try runTool(tshark, ["-n", "-r", file.path, "-T", "fields", "-e", "frame.encap_type"])
     let counted = run.stdout.split(separator: "\n").filter { !$0.isEmpty }.count
     let reading = try? readCapture(file.path)
-    let refused = run.stderr.contains("appears to be damaged or corrupt") || run.stderr.contains("doesn't support")
+    let refused =
+      run.stderr.contains("appears to be damaged or corrupt") || run.stderr.contains("doesn't support")
       || run.stderr.contains("isn't a capture file") || run.stderr.contains("cut short")
       || run.stderr.contains("unknown")
     if refused {
@@ -101,7 +102,8 @@ import Testing
     let theirs = run.stdout.split(separator: "\n").map { line -> Int64 in
       let parts = line.split(separator: ".")
       let seconds = Int64(parts.first ?? "0") ?? 0
-      let fraction = parts.count > 1 ? String(parts[1]).padding(toLength: 9, withPad: "0", startingAt: 0) : "0"
+      let fraction =
+        parts.count > 1 ? String(parts[1]).padding(toLength: 9, withPad: "0", startingAt: 0) : "0"
       return seconds * 1_000_000_000 + (Int64(fraction) ?? 0)
     }
     #expect(reading.timestamps == theirs)
@@ -142,7 +144,8 @@ import Testing
   func everyPrefixEndsCleanly(_ name: String) throws {
     let data = try Data(contentsOf: corpusPcap.appendingPathComponent(name))
     let whole = try readCapture(corpusPcap.appendingPathComponent(name).path)
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("lbscope-drip-\(UUID().uuidString)")
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "lbscope-drip-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: path) }
     var flagged = 0
     for n in 0..<data.count {

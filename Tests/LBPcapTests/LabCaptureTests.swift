@@ -25,7 +25,9 @@ import Testing
 
   @Test(arguments: ["uniform", "affinity-nat"])
   func clientToBackendMappingAgreesWithTruth(_ scenario: String) throws {
-    let (observed, trace) = try observations([capturesRoot.appendingPathComponent("\(scenario)/node.pcap").path])
+    let (observed, trace) = try observations([
+      capturesRoot.appendingPathComponent("\(scenario)/node.pcap").path
+    ])
     let truth = try truth(scenario)
     var truthBackend: [String: String] = [:]
     for c in truth.connections { truthBackend["\(c.seenAs):\(c.localPort)"] = c.backend }
@@ -44,7 +46,8 @@ import Testing
       }
     }
     // At least 99% of the captured connections go where the client saw them go.
-    #expect(Double(agree) >= 0.99 * Double(serviceConnections.count), "\(agree) of \(serviceConnections.count)")
+    #expect(
+      Double(agree) >= 0.99 * Double(serviceConnections.count), "\(agree) of \(serviceConnections.count)")
     // Per-backend counts equal the truth for the connections the capture holds.
     #expect(perBackend == truthPerBackendInCapture)
     // Both legs were joined for every service connection; nothing was a copy counted twice.
@@ -87,7 +90,9 @@ import Testing
   @Test func copiesOnSeveralInterfacesCountOnce() throws {
     let path = capturesRoot.appendingPathComponent("uniform/node.pcap").path
     let (observed, _) = try observations([path])
-    guard let first = observed.first(where: \.isDestinationTranslated), let tshark = tsharkPath else { return }
+    guard let first = observed.first(where: \.isDestinationTranslated), let tshark = tsharkPath else {
+      return
+    }
     let b = first.backend
     let c = first.translated.source
     let run = try runTool(
@@ -124,7 +129,9 @@ import Testing
 /// Failures, RTT and HTTP counts on small third-party captures.
 @Suite struct FlowMeasureTests {
   @Test func synThenRSTIsAFailedConnection() throws {
-    let (observed, _) = try observations([corpusPcap.appendingPathComponent("zeek_tcp_syn-then-rst.pcap").path])
+    let (observed, _) = try observations([
+      corpusPcap.appendingPathComponent("zeek_tcp_syn-then-rst.pcap").path
+    ])
     #expect(observed.count == 1)
     #expect(observed.first?.failed == true)
   }
@@ -137,14 +144,17 @@ import Testing
       #expect(ours > 1)
       return
     }
-    let run = try runTool(tshark, ["-n", "-r", path, "-Y", "http.request", "-T", "fields", "-e", "http.request.method"])
+    let run = try runTool(
+      tshark, ["-n", "-r", path, "-Y", "http.request", "-T", "fields", "-e", "http.request.method"])
     let theirs = run.stdout.split(separator: "\n").count
     #expect(ours == theirs)
   }
 
   @Test func icmpUnreachableFailsTheQuotedFlow() throws {
     // The capture holds only the ICMP error, so no flow exists to fail; the error is counted.
-    let (_, trace) = try observations([corpusPcap.appendingPathComponent("zeek_icmp-destunreach-udp.pcap").path])
+    let (_, trace) = try observations([
+      corpusPcap.appendingPathComponent("zeek_icmp-destunreach-udp.pcap").path
+    ])
     #expect(trace.totals.icmpErrors == 1)
   }
 
