@@ -7,12 +7,12 @@ import LBCore
 /// Memory is bounded by `maxFlows` (about 300 bytes per flow with its slots). When a new flow
 /// would exceed it, the oldest-idle tenth of the flows is finished early (`evictedByLimit`
 /// counts them, and the report says so). Flows also finish when they close (FIN both ways or
-/// RST) and stay quiet for `closedGrace`, or stay quiet for `idleTimeout`; finished flows go to
+/// RST) and stay quiet for `closedGrace` (1 s: a closing's last ACK and its copies follow within an RTT), or stay quiet for `idleTimeout`; finished flows go to
 /// `finish`.
 public final class FlowTable {
   public var maxFlows: Int
   /// Capture-time nanoseconds a closed flow lingers for late ACKs and copies.
-  public var closedGrace: Int64 = 2_000_000_000
+  public var closedGrace: Int64 = 1_000_000_000
   /// Capture-time nanoseconds after which a quiet flow is finished.
   public var idleTimeout: Int64 = 300_000_000_000
   /// A SYN nobody answered is finished after this long (a later retry would start a new flow).

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// Plaintext HTTP/1.x recognition (RFC 9112 §3: a request line starts with a method token and
 /// a space). Only counts; bodies are not parsed, so a body that happens to hold a request line
 /// after a blank line can be over-counted.
@@ -11,11 +15,14 @@ enum HTTP {
     }
     var n: UInt32 = startsWithMethod(payload, at: 0) ? 1 : 0
     guard n == 1 else { return 0 }
+    // Find each "\r" with memchr, then check for "\r\n\r\n" and a method after it.
+    let raw = payload.rawBuffer
+    guard let base = raw.baseAddress else { return n }
     var i = 0
-    let limit = payload.count - 4
-    while i < limit {
-      if payload.u32(i) == 0x0D0A_0D0A, startsWithMethod(payload, at: i + 4) { n += 1 }
-      i += 1
+    while i + 4 < raw.count, let found = memchr(base + i, 0x0D, raw.count - i) {
+      let at = base.distance(to: UnsafeRawPointer(found))
+      if payload.u32(at) == 0x0D0A_0D0A, startsWithMethod(payload, at: at + 4) { n += 1 }
+      i = at + 1
     }
     return n
   }

@@ -11,13 +11,14 @@ import LBCore
 /// tuple differs is the translated one. A flow with no partner is reported as it is: a
 /// connection without NAT, or one leg of a capture taken on one side only.
 ///
-/// Memory: legs wait in `pending` only until `hold` of capture time has passed after the last
-/// leg of their group finished, so the set is bounded by the connections finishing in that time.
+/// Memory: a pair of legs is resolved as soon as its second leg finishes; a leg without a
+/// partner waits in `pending` for `hold` of capture time, so the set is bounded by the one-leg
+/// flows finishing in that time.
 public struct NATJoiner {
   /// Legs of one connection start within this many nanoseconds of each other.
   public var window: Int64 = 2_000_000_000
   /// A group is resolved once no leg has joined it for this long.
-  public var hold: Int64 = 10_000_000_000
+  public var hold: Int64 = 5_000_000_000
 
   struct Group {
     var legs: [FlowRecord]
@@ -36,9 +37,19 @@ public struct NATJoiner {
       resolve([flow], emit: emit)
       return
     }
-    pending[flow.joinKey, default: Group(legs: [], lastAdded: flow.lastSeen)].legs.append(flow)
-    if let last = pending[flow.joinKey]?.lastAdded, flow.lastSeen > last {
-      pending[flow.joinKey]?.lastAdded = flow.lastSeen
+    if var group = pending.removeValue(forKey: flow.joinKey) {
+      // A second leg with another tuple completes the usual pair (before and after DNAT): resolve
+      // it now, so pending holds only legs still waiting for a partner.
+      if group.legs.contains(where: { $0.tuple != flow.tuple && $0.key.proto == flow.key.proto }) {
+        group.legs.append(flow)
+        resolve(group.legs, emit: emit)
+        return
+      }
+      group.legs.append(flow)
+      group.lastAdded = max(group.lastAdded, flow.lastSeen)
+      pending[flow.joinKey] = group
+    } else {
+      pending[flow.joinKey] = Group(legs: [flow], lastAdded: flow.lastSeen)
     }
   }
 
@@ -49,12 +60,20 @@ public struct NATJoiner {
       done.append(key)
     }
     // Deterministic output order: by the first leg's start.
-    var groups = done.compactMap { pending.removeValue(forKey: $0) }
-    groups.sort { lhs, rhs in
-      let l = lhs.legs.map(\.firstSeen).min() ?? 0
-      let r = rhs.legs.map(\.firstSeen).min() ?? 0
-      return l < r
+    guard !done.isEmpty else { return }
+    var groups: [(start: Int64, packet: Int, legs: [FlowRecord])] = []
+    groups.reserveCapacity(done.count)
+    for key in done {
+      guard let group = pending.removeValue(forKey: key) else { continue }
+      var start = Int64.max
+      var packet = Int.max
+      for leg in group.legs where (leg.firstSeen, leg.firstPacket) < (start, packet) {
+        start = leg.firstSeen
+        packet = leg.firstPacket
+      }
+      groups.append((start, packet, group.legs))
     }
+    groups.sort { ($0.start, $0.packet) < ($1.start, $1.packet) }
     for group in groups { resolve(group.legs, emit: emit) }
   }
 
