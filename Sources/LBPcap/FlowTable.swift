@@ -140,9 +140,12 @@ public final class FlowTable {
       index = Int(slots[s]) - 1
       // A new SYN on a closed flow, or with another initial sequence number, is a new connection
       // on the same ports (port reuse).
-      let r = records[index]
-      let fromOriginator = r.originatorIsA == sourceIsA
-      if syn && (r.closed || (r.sawSYN && fromOriginator && r.isn != p.seq) || (!fromOriginator && !r.sawSYN))
+      // Read through the pointer: copying a whole record per packet costs more than the lookup.
+      let r = records + index
+      let fromOriginator = r.pointee.originatorIsA == sourceIsA
+      if syn
+        && (r.pointee.closed || (r.pointee.sawSYN && fromOriginator && r.pointee.isn != p.seq)
+          || (!fromOriginator && !r.pointee.sawSYN))
       {
         finish(remove(at: index))
         (s, _) = slot(for: key)

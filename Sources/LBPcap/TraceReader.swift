@@ -94,17 +94,17 @@ public final class TraceReader {
         switch decoder.decode(frame) {
         case .ip:
           totals.ipPackets += 1
-          let p = decoder.packet
-          if p.tunnels > 0 { totals.tunnelled += 1 }
-          if p.icmpError {
+          if decoder.packet.tunnels > 0 { totals.tunnelled += 1 }
+          if decoder.packet.icmpError {
             totals.icmpErrors += 1
-            table.noteICMPError(p)
-          } else if !p.fragment || p.firstFragment {
-            table.add(p, time: frame.timestamp, input: Int32(pick), number: frame.number, finish: finish)
+            table.noteICMPError(decoder.packet)
+          } else if !decoder.packet.fragment || decoder.packet.firstFragment {
+            table.add(
+              decoder.packet, time: frame.timestamp, input: Int32(pick), number: frame.number, finish: finish)
           } else {
             totals.fragments += 1
           }
-          if p.firstFragment { totals.fragments += 1 }
+          if decoder.packet.firstFragment { totals.fragments += 1 }
         case .notIP:
           totals.nonIP += 1
         case .fragment:
@@ -114,19 +114,21 @@ public final class TraceReader {
         }
       }
 
+      // Progress every 256k packets; a sweep of the table every half second of capture time (so
+      // closed flows leave within 1.5 s) or every 4M packets, whichever comes first. A sweep
+      // visits every flow, so sweeping more often costs more than it saves.
       sinceSweep += 1
-      if sinceSweep >= 65536 || now &- lastSweep > 1_000_000_000 {
-        if lastSweep != Int64.min || sinceSweep >= 65536 {
-          table.sweep(now: now, finish: finish)
-          joiner.flush(now: now, emit: observe)
-        }
+      if sinceSweep & 0x3FFFF == 0, let progress {
+        progress(
+          TraceProgress(
+            bytesRead: readers.reduce(0) { $0 + $1.bytesConsumed }, bytesTotal: bytesTotal,
+            packets: totals.packets))
+      }
+      if lastSweep == Int64.min { lastSweep = now }
+      if now &- lastSweep > 500_000_000 || sinceSweep >= 4_194_304 {
+        table.sweep(now: now, finish: finish)
+        joiner.flush(now: now, emit: observe)
         lastSweep = now
-        if sinceSweep >= 65536, let progress {
-          progress(
-            TraceProgress(
-              bytesRead: readers.reduce(0) { $0 + $1.bytesConsumed }, bytesTotal: bytesTotal,
-              packets: totals.packets))
-        }
         sinceSweep = 0
       }
       heads[pick] = try reader.next()
