@@ -56,6 +56,13 @@ let package = Package(
     // Collecting a bundle on the node: tools run with fixed argv, /proc files, netlink.
     .target(name: "LBCollect", dependencies: ["LBCore", "LBBundle", "LBLive"]),
 
+    // Packet traces: a pure Swift pcap/pcapng reader and decoder; only the BPF adapter imports CPcap.
+    .target(
+      name: "LBPcap",
+      dependencies: ["LBCore", "CPcap", .product(name: "SystemPackage", package: "swift-system")],
+      exclude: ["README.md"]
+    ),
+
     // Analyses: core values in, core values out.
     .target(name: "LBAnalysis", dependencies: ["LBCore"], exclude: ["README.md"]),
 
@@ -66,8 +73,8 @@ let package = Package(
     .executableTarget(
       name: "lbscope",
       dependencies: [
-        "LBCore", "LBConntrack", "LBRules", "LBAnalysis", "LBReport", "LBLive", "LBBundle",
-        "LBCollect", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "LBCore", "LBConntrack", "LBRules", "LBAnalysis", "LBReport", "LBPcap", "LBLive",
+        "LBBundle", "LBCollect", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "SystemPackage", package: "swift-system"),
       ]
     ),
@@ -75,6 +82,7 @@ let package = Package(
     .testTarget(name: "LBCoreTests", dependencies: ["LBCore"]),
     .testTarget(name: "LBConntrackTests", dependencies: ["LBCore", "LBConntrack"]),
     .testTarget(name: "LBRulesTests", dependencies: ["LBCore", "LBRules", "LBAnalysis"]),
+    .testTarget(name: "LBPcapTests", dependencies: ["LBCore", "LBPcap", "LBAnalysis"]),
     .testTarget(name: "LBAnalysisTests", dependencies: ["LBCore", "LBAnalysis", "LBConntrack"]),
     .testTarget(
       name: "LBReportTests", dependencies: ["LBCore", "LBAnalysis", "LBReport", "LBConntrack"],

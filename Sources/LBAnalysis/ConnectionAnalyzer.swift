@@ -66,6 +66,10 @@ public struct ConnectionAnalyzer: Sendable {
     var packets: UInt64 = 0
     var bytes: UInt64 = 0
     var hasCounters = false
+    var rtt: [Int64] = []
+    var rttSeen = 0
+    var httpRequests = 0
+    var hasHTTP = false
   }
 
   struct TranslatedTally: Sendable {
@@ -129,6 +133,13 @@ public struct ConnectionAnalyzer: Sendable {
       backendTallies[Int(backend)].hasCounters = true
       backendTallies[Int(backend)].packets &+= (o.packets ?? 0) &+ (r.packets ?? 0)
       backendTallies[Int(backend)].bytes &+= (o.bytes ?? 0) &+ (r.bytes ?? 0)
+    }
+    if let rtt = observation.handshakeRTTNanos {
+      backendTallies[Int(backend)].addRTT(rtt, limit: options.maxRTTSamplesPerBackend)
+    }
+    if let requests = observation.httpRequests {
+      backendTallies[Int(backend)].hasHTTP = true
+      backendTallies[Int(backend)].httpRequests += requests
     }
     guard
       let client = clientIndex(
@@ -230,6 +241,13 @@ public struct ConnectionAnalyzer: Sendable {
       backendTallies[Int(index)].packets &+= theirs.packets
       backendTallies[Int(index)].bytes &+= theirs.bytes
       backendTallies[Int(index)].hasCounters = backendTallies[Int(index)].hasCounters || theirs.hasCounters
+      for sample in theirs.rtt {
+        backendTallies[Int(index)].addRTT(sample, limit: options.maxRTTSamplesPerBackend)
+      }
+      // Samples the other analyzer saw but did not keep still count as seen.
+      backendTallies[Int(index)].rttSeen += theirs.rttSeen - theirs.rtt.count
+      backendTallies[Int(index)].httpRequests += theirs.httpRequests
+      backendTallies[Int(index)].hasHTTP = backendTallies[Int(index)].hasHTTP || theirs.hasHTTP
     }
     var clientMap = [Int32](repeating: -1, count: other.clientIndex.count)
     for (i, key) in other.clientIndex.keys.enumerated() {
@@ -350,14 +368,16 @@ public struct ConnectionAnalyzer: Sendable {
     var backends: [BackendResult] = []
     for id in backendIDs {
       let b = backendTallies[Int(id)]
-      backends.append(
-        BackendResult(
-          address: routeIndex.keys[Int(id)].backend, pod: nil, expectedShare: nil,
-          expectedShareExternal: nil, connections: b.connections,
-          observedShare: total > 0 ? Double(b.connections) / Double(total) : nil,
-          shareInterval: Statistics.wilsonInterval(successes: b.connections, trials: total),
-          failedConnections: b.failed, packets: b.hasCounters ? b.packets : nil,
-          bytes: b.hasCounters ? b.bytes : nil, pinnedClients: nil))
+      var result = BackendResult(
+        address: routeIndex.keys[Int(id)].backend, pod: nil, expectedShare: nil,
+        expectedShareExternal: nil, connections: b.connections,
+        observedShare: total > 0 ? Double(b.connections) / Double(total) : nil,
+        shareInterval: Statistics.wilsonInterval(successes: b.connections, trials: total),
+        failedConnections: b.failed, packets: b.hasCounters ? b.packets : nil,
+        bytes: b.hasCounters ? b.bytes : nil, pinnedClients: nil)
+      result.handshakeRTT = b.percentiles
+      result.httpRequests = b.hasHTTP ? b.httpRequests : nil
+      backends.append(result)
     }
     let expected = [Double](repeating: k > 0 ? 1 / Double(k) : 0, count: k)
 
@@ -471,6 +491,33 @@ public struct ConnectionAnalyzer: Sendable {
     let p = min(1, Double(k) * Statistics.binomialUpperTail(n: n, k: m, p: expected[Int(main.index)]))
     let dominant = Double(m) >= options.stickyDominance * Double(n)
     return (p < options.stickyAlpha && dominant, p)
+  }
+}
+
+extension ConnectionAnalyzer.BackendTally {
+  /// Keeps an RTT sample; past `limit`, reservoir sampling (Vitter's algorithm R) with a fixed
+  /// linear congruential sequence, so the same input gives the same percentiles.
+  mutating func addRTT(_ nanos: Int64, limit: Int) {
+    rttSeen += 1
+    if rtt.count < limit {
+      rtt.append(nanos)
+      return
+    }
+    let r = UInt64(rttSeen) &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+    let slot = Int((r >> 17) % UInt64(rttSeen))
+    if slot < limit { rtt[slot] = nanos }
+  }
+
+  /// Nearest-rank p50, p90, p99 in milliseconds.
+  var percentiles: LatencyPercentiles? {
+    guard !rtt.isEmpty else { return nil }
+    let sorted = rtt.sorted()
+    func rank(_ q: Double) -> Double {
+      let i = min(sorted.count - 1, max(0, Int((q * Double(sorted.count)).rounded(.up)) - 1))
+      return Double(sorted[i]) / 1e6
+    }
+    return LatencyPercentiles(
+      p50: rank(0.5), p90: rank(0.9), p99: rank(0.99), samples: sorted.count, total: rttSeen)
   }
 }
 

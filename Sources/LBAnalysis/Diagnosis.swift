@@ -116,6 +116,8 @@ struct Diagnosis {
         ))
     }
 
+    if let skew = perConnectionSkew(service) { findings.append(skew) }
+
     if service.connections > 0
       && Double(service.sourceTranslatedConnections) >= 0.5 * Double(service.connections)
     {
@@ -130,5 +132,44 @@ struct Diagnosis {
         ))
     }
     return findings
+  }
+
+  /// `long-lived-connections-skew`: connections balance, but one backend carries far more (or
+  /// fewer) bytes or HTTP requests per connection than the service's mean: keep-alive, HTTP/2
+  /// or gRPC connections carry the load, and balancing connections does not balance it.
+  func perConnectionSkew(_ service: ServiceResult) -> Finding? {
+    let d = service.distribution
+    guard !d.imbalanced, service.backends.count > 1, service.connections > 0 else { return nil }
+    let label = service.label
+    let frontend = service.frontends.first.map { "\($0)" } ?? label
+    var evidence: [String] = []
+    for (metric, values) in [
+      ("bytes", service.backends.map { $0.bytes.map(Double.init) }),
+      ("HTTP requests", service.backends.map { $0.httpRequests.map(Double.init) }),
+    ] {
+      let known = zip(service.backends, values).compactMap { b, v in v.map { (b, $0) } }
+      guard known.count == service.backends.count else { continue }
+      let total = known.reduce(0) { $0 + $1.1 }
+      guard total > 0 else { continue }
+      let mean = total / Double(service.connections)
+      for (backend, value) in known where backend.connections > 0 {
+        let perConnection = value / Double(backend.connections)
+        let ratio = perConnection / mean
+        if ratio >= options.perConnectionSkewRatio || ratio <= 1 / options.perConnectionSkewRatio {
+          evidence.append(
+            "\(backend.address): \(NumberText.percent(backend.observedShare ?? 0)) of connections but \(NumberText.percent(value / total)) of \(metric) (\(NumberText.decimal(ratio, places: 2))× the mean per connection)"
+          )
+        }
+      }
+    }
+    guard !evidence.isEmpty else { return nil }
+    return Finding(
+      code: "long-lived-connections-skew", severity: .warning, service: label,
+      summary:
+        "\(frontend): connections are balanced over \(service.backends.count) backends but the work is not: some connections carry far more bytes or requests than others",
+      evidence: [d.verdict] + evidence,
+      remediation:
+        "balance requests, not connections: cap connection lifetime or requests per connection in the clients or server (for example HTTP keep-alive limits, gRPC `MAX_CONNECTION_AGE`), or put an L7 proxy (service mesh, ingress) in front of the backends"
+    )
   }
 }

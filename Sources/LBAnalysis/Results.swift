@@ -31,6 +31,11 @@ public struct AnalysisOptions: Sendable {
   /// Clients kept in each `ServiceResult.clients` (the busiest); 0 keeps all. Totals over all
   /// clients are in `ServiceResult.clientTotals` either way. Renderers list at most this many.
   public var clientsKept = 1000
+  /// Handshake RTTs kept per backend for percentiles; past it a deterministic reservoir sample.
+  public var maxRTTSamplesPerBackend = 100_000
+  /// Bytes or requests per connection this many times the service's mean on one backend, while
+  /// connections balance, make `long-lived-connections-skew`.
+  public var perConnectionSkewRatio = 2.0
 
   public init() {}
 }
@@ -49,6 +54,21 @@ public struct BackendResult: Sendable {
   public var packets: UInt64?
   public var bytes: UInt64?
   public var pinnedClients: Int?
+  /// SYN → SYN-ACK times toward this backend, from packet traces.
+  public var handshakeRTT: LatencyPercentiles? = nil
+  /// Plaintext HTTP/1.x requests on its connections, from packet traces; nil when none were seen.
+  public var httpRequests: Int? = nil
+}
+
+/// Percentiles of a latency sample, in milliseconds (nearest-rank).
+public struct LatencyPercentiles: Sendable, Hashable {
+  public var p50: Double
+  public var p90: Double
+  public var p99: Double
+  /// Samples the percentiles come from (at most `AnalysisOptions.maxRTTSamplesPerBackend`,
+  /// a deterministic sample of all when there were more).
+  public var samples: Int
+  public var total: Int
 }
 
 /// One client address of a service: where its connections went.

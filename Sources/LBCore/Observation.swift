@@ -101,6 +101,10 @@ public struct ConnectionObservation: Hashable, Sendable {
   public var originalCounters: Counters
   public var replyCounters: Counters
   public var location: SourceLocation
+  /// SYN → SYN-ACK time toward the backend in nanoseconds, where a packet trace showed it.
+  public var handshakeRTTNanos: Int64? = nil
+  /// Plaintext HTTP/1.x requests the client sent on the connection, where a packet trace showed them.
+  public var httpRequests: Int? = nil
 
   public init(
     original: FiveTuple, translated: FiveTuple, state: ConnectionState? = nil,

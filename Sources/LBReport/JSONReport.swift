@@ -120,6 +120,13 @@ public enum JSONReport {
       "packets": .optional(b.packets),
       "bytes": .optional(b.bytes),
       "pinnedClients": .optional(b.pinnedClients),
+      "handshakeRttMs": b.handshakeRTT.map {
+        .object([
+          "p50": .double($0.p50), "p90": .double($0.p90), "p99": .double($0.p99),
+          "samples": .number($0.samples), "connections": .number($0.total),
+        ])
+      } ?? .null,
+      "httpRequests": .optional(b.httpRequests),
     ])
   }
 

@@ -79,6 +79,15 @@ public struct MarkdownReport {
           "\(b.failedConnections.map(String.init) ?? "–") | \(b.packets.map(String.init) ?? "–") | \(b.bytes.map(String.init) ?? "–") |\n"
       }
       out += "\n"
+      if s.backends.contains(where: { $0.handshakeRTT != nil || $0.httpRequests != nil }) {
+        out += "| Backend | Handshake RTT p50 | p90 | p99 | HTTP requests |\n|---|---:|---:|---:|---:|\n"
+        for b in s.backends {
+          let rtt = b.handshakeRTT.map { [$0.p50, $0.p90, $0.p99].map { "\(NumberText.decimal($0, places: 3)) ms" } }
+            ?? ["–", "–", "–"]
+          out += "| `\(b.address)` | \(rtt.joined(separator: " | ")) | \(b.httpRequests.map(String.init) ?? "–") |\n"
+        }
+        out += "\n"
+      }
       out += "Distribution over \(d.backendCount) backends (expected: \(inline(d.expectation))): "
       var stats: [String] = []
       stats.append("max/min \(d.maxMinRatio.map(decimal2) ?? "∞")")

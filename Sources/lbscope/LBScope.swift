@@ -18,7 +18,8 @@ struct LBScope: ParsableCommand {
       """,
     version: version,
     subcommands: [
-      ConntrackCommand.self, RulesCommand.self, WatchCommand.self, CollectCommand.self,
+      ConntrackCommand.self, RulesCommand.self, PcapCommand.self, WatchCommand.self,
+      CollectCommand.self,
     ]
   )
 }

@@ -1,0 +1,120 @@
+import LBCore
+
+/// Joins the legs of one connection that NAT split into several flows: on a node, `tcpdump -i
+/// any` sees the client's packets to the Service address before DNAT and the same packets to
+/// the Pod (perhaps from a masqueraded source) after it.
+///
+/// Legs are joined when they share a join key (TCP: the client's initial sequence number,
+/// which kube-proxy's NAT never rewrites; others: IP ID, length and the first payload bytes of
+/// the first packet), the protocol, and start within `window` of each other. The leg seen first
+/// is the original (the capture tap sits before netfilter on the way in); the last leg whose
+/// tuple differs is the translated one. A flow with no partner is reported as it is: a
+/// connection without NAT, or one leg of a capture taken on one side only.
+///
+/// Memory: a pair of legs is resolved as soon as its second leg finishes; a leg without a
+/// partner waits in `pending` for `hold` of capture time, so the set is bounded by the one-leg
+/// flows finishing in that time.
+public struct NATJoiner {
+  /// Legs of one connection start within this many nanoseconds of each other.
+  public var window: Int64 = 2_000_000_000
+  /// A group is resolved once no leg has joined it for this long.
+  public var hold: Int64 = 5_000_000_000
+
+  struct Group {
+    var legs: [FlowRecord]
+    var lastAdded: Int64
+  }
+
+  var pending: [UInt64: Group] = [:]
+  public private(set) var joinedConnections = 0
+  public private(set) var oneLegConnections = 0
+
+  public init() {}
+
+  /// Takes a finished flow; emits observations for groups that are complete.
+  public mutating func add(_ flow: FlowRecord, emit: (ConnectionObservation) -> Void) {
+    guard flow.joinKey != 0 else {
+      resolve([flow], emit: emit)
+      return
+    }
+    if var group = pending.removeValue(forKey: flow.joinKey) {
+      // A second leg with another tuple completes the usual pair (before and after DNAT): resolve
+      // it now, so pending holds only legs still waiting for a partner.
+      if group.legs.contains(where: { $0.tuple != flow.tuple && $0.key.proto == flow.key.proto }) {
+        group.legs.append(flow)
+        resolve(group.legs, emit: emit)
+        return
+      }
+      group.legs.append(flow)
+      group.lastAdded = max(group.lastAdded, flow.lastSeen)
+      pending[flow.joinKey] = group
+    } else {
+      pending[flow.joinKey] = Group(legs: [flow], lastAdded: flow.lastSeen)
+    }
+  }
+
+  /// Resolves groups nobody joined for `hold` before capture time `now` (all when `now` is nil).
+  public mutating func flush(now: Int64?, emit: (ConnectionObservation) -> Void) {
+    var done: [UInt64] = []
+    for (key, group) in pending where now.map({ $0 &- group.lastAdded > hold }) ?? true {
+      done.append(key)
+    }
+    // Deterministic output order: by the first leg's start.
+    guard !done.isEmpty else { return }
+    var groups: [(start: Int64, packet: Int, legs: [FlowRecord])] = []
+    groups.reserveCapacity(done.count)
+    for key in done {
+      guard let group = pending.removeValue(forKey: key) else { continue }
+      var start = Int64.max
+      var packet = Int.max
+      for leg in group.legs where (leg.firstSeen, leg.firstPacket) < (start, packet) {
+        start = leg.firstSeen
+        packet = leg.firstPacket
+      }
+      groups.append((start, packet, group.legs))
+    }
+    groups.sort { ($0.start, $0.packet) < ($1.start, $1.packet) }
+    for group in groups { resolve(group.legs, emit: emit) }
+  }
+
+  /// Splits a group into connections (legs starting within `window` of the first) and emits one
+  /// observation per connection.
+  mutating func resolve(_ legs: [FlowRecord], emit: (ConnectionObservation) -> Void) {
+    var legs = legs
+    legs.sort { ($0.firstSeen, $0.firstPacket) < ($1.firstSeen, $1.firstPacket) }
+    var cluster: [FlowRecord] = []
+    for leg in legs {
+      if let first = cluster.first,
+        leg.firstSeen &- first.firstSeen > window || leg.key.proto != first.key.proto
+      {
+        emit(observation(cluster))
+        cluster.removeAll(keepingCapacity: true)
+      }
+      cluster.append(leg)
+    }
+    if !cluster.isEmpty { emit(observation(cluster)) }
+  }
+
+  mutating func observation(_ legs: [FlowRecord]) -> ConnectionObservation {
+    let original = legs[0]
+    let originalTuple = original.tuple
+    var translated = original
+    for leg in legs.dropFirst() where leg.tuple != originalTuple { translated = leg }
+    if legs.count > 1 && translated.tuple != originalTuple {
+      joinedConnections += 1
+    } else {
+      oneLegConnections += 1
+    }
+    var o = ConnectionObservation(
+      original: originalTuple, translated: translated.tuple, state: translated.state,
+      replied: translated.replied, assured: translated.assured,
+      originalCounters: Counters(packets: translated.packets.0, bytes: translated.bytes.0),
+      replyCounters: Counters(packets: translated.packets.1, bytes: translated.bytes.1),
+      location: SourceLocation(input: Int(original.input), line: original.firstPacket))
+    if legs.contains(where: \.icmpUnreachable) { o.replied = false }
+    o.handshakeRTTNanos = translated.handshakeRTT ?? original.handshakeRTT
+    let requests = legs.map(\.httpRequests).max() ?? 0
+    if requests > 0 { o.httpRequests = Int(requests) }
+    return o
+  }
+}
