@@ -41,6 +41,9 @@ let package = Package(
       dependencies: ["LBCore", "LBConntrack", .product(name: "SystemPackage", package: "swift-system")]
     ),
 
+    // Prefix-preserving address pseudonyms and keyed name hashes for sharing reports.
+    .target(name: "LBAnonymize", dependencies: ["LBCore"]),
+
     // Analyses: core values in, core values out.
     .target(name: "LBAnalysis", dependencies: ["LBCore"], exclude: ["README.md"]),
 
@@ -51,7 +54,7 @@ let package = Package(
     .executableTarget(
       name: "lbscope",
       dependencies: [
-        "LBCore", "LBConntrack", "LBAnalysis", "LBReport",
+        "LBCore", "LBConntrack", "LBAnalysis", "LBReport", "LBAnonymize",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "SystemPackage", package: "swift-system"),
       ]
@@ -60,6 +63,7 @@ let package = Package(
     .testTarget(name: "LBCoreTests", dependencies: ["LBCore"]),
     .testTarget(name: "LBConntrackTests", dependencies: ["LBCore", "LBConntrack"]),
     .testTarget(name: "LBRulesTests", dependencies: ["LBCore", "LBRules"]),
+    .testTarget(name: "LBAnonymizeTests", dependencies: ["LBCore", "LBAnonymize", "LBConntrack"]),
     .testTarget(name: "LBAnalysisTests", dependencies: ["LBCore", "LBAnalysis", "LBConntrack"]),
     .testTarget(
       name: "LBReportTests", dependencies: ["LBCore", "LBAnalysis", "LBReport", "LBConntrack"],

@@ -55,12 +55,15 @@ enum Output {
   /// Renders and writes the report, then exits with the code its inputs and findings call for.
   static func write(_ result: AnalysisResult, options: ReportOptions) throws {
     let tool = ToolInfo(version: LBScope.version)
+    var anonymizer = options.anonymizer(names: ReportAnonymizer.names(in: result))
     let text: [UInt8]
     switch options.format {
     case .json:
-      text = JSONReport.document(result, tool: tool, maxClients: options.jsonClients).renderedBytes()
+      let document = JSONReport.document(result, tool: tool, maxClients: options.jsonClients)
+      text = (anonymizer?.apply(document) ?? document).renderedBytes()
     case .markdown:
-      text = Array(MarkdownReport(topClients: options.topClients).render(result, tool: tool).utf8)
+      let markdown = MarkdownReport(topClients: options.topClients).render(result, tool: tool)
+      text = Array((anonymizer?.apply(markdown: markdown) ?? markdown).utf8)
     }
     if let path = options.output {
       do {
