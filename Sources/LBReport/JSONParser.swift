@@ -100,12 +100,15 @@ public struct JSONParser: Sendable {
       while true {
         skipSpace()
         guard current == 0x22 else {
-          throw failure(current == nil ? "the text ends inside an object" : "expected a member name in quotes")
+          throw failure(
+            current == nil ? "the text ends inside an object" : "expected a member name in quotes")
         }
         let keyOffset = position
         let key = try string()
         skipSpace()
-        guard current == 0x3A else { throw failure(current == nil ? "the text ends inside an object" : "expected ':'") }
+        guard current == 0x3A else {
+          throw failure(current == nil ? "the text ends inside an object" : "expected ':'")
+        }
         position += 1
         skipSpace()
         let member = try value(depth: depth)
@@ -238,7 +241,9 @@ public struct JSONParser: Sendable {
         integer = false
         position += 1
         if current == 0x2B || current == 0x2D { position += 1 }
-        guard let b = current, b >= 0x30 && b <= 0x39 else { throw failure("expected a digit in the exponent") }
+        guard let b = current, b >= 0x30 && b <= 0x39 else {
+          throw failure("expected a digit in the exponent")
+        }
         digits()
       }
       let text = String(decoding: bytes[start..<position], as: UTF8.self)

@@ -11,11 +11,20 @@ public struct MarkdownReport {
   public init(topClients: Int = 20) { self.topClients = topClients }
 
   public func render(_ result: AnalysisResult, tool: ToolInfo) -> String {
-    var out = "# lbscope report\n\n"
+    render(result, tool: tool, title: "lbscope report", beforeServices: "") { _ in "" }
+  }
+
+  /// The report with `beforeServices` placed ahead of the services and `serviceExtra(i)` at the
+  /// end of service i's section (used by the cluster report for its per-node parts).
+  func render(
+    _ result: AnalysisResult, tool: ToolInfo, title: String, beforeServices: String, serviceExtra: (Int) -> String
+  ) -> String {
+    var out = "# \(title)\n\n"
     out += summary(result)
     out += "\n"
     out += findings(result)
-    out += servicesSection(result)
+    out += beforeServices
+    out += servicesSection(result, extra: serviceExtra)
     out += translatedSection(result)
     out += inputsSection(result, tool: tool)
     return out
@@ -51,7 +60,7 @@ public struct MarkdownReport {
     return out + "\n"
   }
 
-  func servicesSection(_ r: AnalysisResult) -> String {
+  func servicesSection(_ r: AnalysisResult, extra: (Int) -> String) -> String {
     guard !r.services.isEmpty else {
       var out = "## Services\n\nNo destination-translated (Service) connections were found"
       if r.servicesFilteredOut > 0 {
@@ -60,7 +69,7 @@ public struct MarkdownReport {
       return out + ".\n\n"
     }
     var out = "## Services\n\n"
-    for s in r.services {
+    for (index, s) in r.services.enumerated() {
       out += "### \(inline(s.label))\n\n"
       let frontends = s.frontends.map { "`\($0)`" }.joined(separator: ", ")
       let d = s.distribution
@@ -114,6 +123,7 @@ public struct MarkdownReport {
         }
         out += "\n"
       }
+      out += extra(index)
     }
     return out
   }

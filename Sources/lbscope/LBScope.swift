@@ -17,6 +17,6 @@ struct LBScope: ParsableCommand {
       cannot be written; 77 missing privilege; 130 interrupted.
       """,
     version: version,
-    subcommands: [ConntrackCommand.self]
+    subcommands: [ConntrackCommand.self, MergeCommand.self]
   )
 }

@@ -44,7 +44,8 @@ func parseError(_ text: String) -> JSONParseError? {
   @Test func everyPrefixOfAValidTextFails() throws {
     let small = Array(
       #"{"a": [1, -2.5e-3, true, false, null, "x\u00e9\ud83d\ude00y"], "b": {"c": {}}, "d": []}"#.utf8)
-    let report = Array(try Data(contentsOf: root.appendingPathComponent("reports/affinity-nat/conntrack.json")))
+    let report = Array(
+      try Data(contentsOf: root.appendingPathComponent("reports/affinity-nat/conntrack.json")))
     for (text, step) in [(small, 1), (Array(report.dropLast()), 37)] {
       _ = try JSONParser().parse(text)
       for length in stride(from: 0, to: text.count, by: step) {

@@ -200,3 +200,49 @@ func jsonObject(_ text: String) throws -> [String: Any] {
     #expect(without.status == 64)
   }
 }
+
+@Suite struct MergeCLITests {
+  @Test func mergesNodeReportsAndValidatesAgainstTheSchema() throws {
+    let run = try lbscope(
+      ["merge", "reports/cluster/node-b.json", "reports/cluster/node-a.json", "--format", "json"],
+      environment: [:])
+    #expect(run.status == 0, "\(run.stderr)")
+    let object = try jsonObject(run.stdout)
+    #expect(
+      (object["nodes"] as? [[String: Any]])?.compactMap { $0["node"] as? String } == ["node-a", "node-b"])
+    #expect((object["inputs"] as? [[String: Any]])?.first?["kind"] as? String == "report")
+    guard jsonschemaAvailable else { return }
+    let path = try temporaryFile(run.stdout, name: "merge.json")
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let anonymized = try lbscope(
+      [
+        "merge", "reports/cluster/node-a.json", "reports/cluster/node-b.json", "--format", "json",
+        "--anonymize",
+      ],
+      environment: ["LBSCOPE_ANONYMIZE_KEY": testKey])
+    let anonymizedPath = try temporaryFile(anonymized.stdout, name: "merge-anonymized.json")
+    defer { try? FileManager.default.removeItem(atPath: anonymizedPath) }
+    #expect(!anonymized.stdout.contains("10.244.1."))
+    let validation = try validate([path, anonymizedPath])
+    #expect(validation.status == 0, "\(validation.stdout)\(validation.stderr)")
+  }
+
+  @Test func refusesBrokenOrAmbiguousReportsInOneLine() throws {
+    let broken = try temporaryFile("{\n  \"schemaVersion\": 1,\n  \"inputs\": [,]\n}\n", name: "broken.json")
+    defer { try? FileManager.default.removeItem(atPath: broken) }
+    let run = try lbscope(["merge", "reports/cluster/node-a.json", broken], environment: [:])
+    #expect(run.status == 66)
+    #expect(
+      run.stderr
+        == "lbscope: \(broken):3: not valid JSON at byte 37: expected a value, found byte 0x2c; give a JSON report written by `lbscope … --format json`\n"
+    )
+    let notAReport = try lbscope(["merge", "captures/affinity-nat/truth.json"], environment: [:])
+    #expect(notAReport.status == 66)
+    #expect(notAReport.stderr.hasPrefix("lbscope: captures/affinity-nat/truth.json: schemaVersion: missing"))
+    let twice = try lbscope(
+      ["merge", "reports/cluster/node-a.json", "reports/cluster/node-a.json"], environment: [:])
+    #expect(twice.status == 64)
+    #expect(try lbscope(["merge"], environment: [:]).status == 64)
+    #expect(try lbscope(["merge", "/nonexistent.json"], environment: [:]).status == 66)
+  }
+}
