@@ -17,7 +17,8 @@ public struct MarkdownReport {
   /// The report with `beforeServices` placed ahead of the services and `serviceExtra(i)` at the
   /// end of service i's section (used by the cluster report for its per-node parts).
   func render(
-    _ result: AnalysisResult, tool: ToolInfo, title: String, beforeServices: String, serviceExtra: (Int) -> String
+    _ result: AnalysisResult, tool: ToolInfo, title: String, beforeServices: String,
+    serviceExtra: (Int) -> String
   ) -> String {
     var out = "# \(title)\n\n"
     out += summary(result)
@@ -82,12 +83,15 @@ public struct MarkdownReport {
       out += "|---|---:|---:|---:|---|---:|---:|---:|\n"
       for b in s.backends {
         let share = b.observedShare ?? 0
-        let interval = b.shareInterval.map { "\(NumberText.percent($0.lower))–\(NumberText.percent($0.upper))" } ?? "–"
-        out += "| `\(b.address)` | \(b.connections) | \(NumberText.percent(share)) | \(interval) | \(bar(share)) | "
+        let interval =
+          b.shareInterval.map { "\(NumberText.percent($0.lower))–\(NumberText.percent($0.upper))" } ?? "–"
+        out +=
+          "| `\(b.address)` | \(b.connections) | \(NumberText.percent(share)) | \(interval) | \(bar(share)) | "
         out +=
           "\(b.failedConnections.map(String.init) ?? "–") | \(b.packets.map(String.init) ?? "–") | \(b.bytes.map(String.init) ?? "–") |\n"
       }
       out += "\n"
+      out += chart(s)
       out += "Distribution over \(d.backendCount) backends (expected: \(inline(d.expectation))): "
       var stats: [String] = []
       stats.append("max/min \(d.maxMinRatio.map(decimal2) ?? "∞")")
@@ -157,6 +161,28 @@ public struct MarkdownReport {
     }
     out += "\n_Made by \(tool.name) \(tool.version)._\n"
     return out
+  }
+
+  /// A Mermaid pie of connections per backend, which GitHub and GitLab draw in place of the
+  /// code block (`showData` prints the counts). Mermaid wants positive slices, so backends without
+  /// connections are left out of the chart (the table above lists them); no chart without
+  /// connections at all.
+  func chart(_ s: ServiceResult) -> String {
+    let slices = s.backends.filter { $0.connections > 0 }
+    guard !slices.isEmpty else { return "" }
+    var out = "```mermaid\npie showData title \(mermaidText("Connections per backend of " + s.label))\n"
+    for b in slices {
+      var label = b.address.description
+      if let pod = b.pod { label += " " + pod }
+      out += "    \"\(mermaidText(label))\" : \(b.connections)\n"
+    }
+    return out + "```\n\n"
+  }
+
+  /// Text safe in a Mermaid pie: no quotes, no line breaks, no `#` or `;` (Mermaid's entity and
+  /// statement marks).
+  func mermaidText(_ text: String) -> String {
+    String(inline(text).map { $0 == "\"" || $0 == "#" || $0 == ";" ? "'" : $0 })
   }
 
   // MARK: - Text helpers
