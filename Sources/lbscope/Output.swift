@@ -87,7 +87,9 @@ enum Output {
 
   /// Writes a rendered report, warns about damaged inputs, and exits with the code `--fail-on`
   /// and the inputs call for.
-  static func deliver(_ text: [UInt8], inputs: [InputSummary], findings: [Finding], options: ReportOptions) throws {
+  static func deliver(_ text: [UInt8], inputs: [InputSummary], findings: [Finding], options: ReportOptions)
+    throws
+  {
     if let path = options.output {
       do {
         try AtomicFile.write(text, to: path, replace: options.force)
