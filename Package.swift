@@ -63,6 +63,9 @@ let package = Package(
       exclude: ["README.md"]
     ),
 
+    // Prefix-preserving address pseudonyms and keyed name hashes for sharing reports.
+    .target(name: "LBAnonymize", dependencies: ["LBCore"]),
+
     // Analyses: core values in, core values out.
     .target(name: "LBAnalysis", dependencies: ["LBCore"], exclude: ["README.md"]),
 
@@ -74,7 +77,8 @@ let package = Package(
       name: "lbscope",
       dependencies: [
         "LBCore", "LBConntrack", "LBRules", "LBAnalysis", "LBReport", "LBPcap", "LBLive",
-        "LBBundle", "LBCollect", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "LBBundle", "LBCollect", "LBAnonymize",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "SystemPackage", package: "swift-system"),
       ]
     ),
@@ -83,6 +87,7 @@ let package = Package(
     .testTarget(name: "LBConntrackTests", dependencies: ["LBCore", "LBConntrack"]),
     .testTarget(name: "LBRulesTests", dependencies: ["LBCore", "LBRules", "LBAnalysis"]),
     .testTarget(name: "LBPcapTests", dependencies: ["LBCore", "LBPcap", "LBAnalysis"]),
+    .testTarget(name: "LBAnonymizeTests", dependencies: ["LBCore", "LBAnonymize", "LBConntrack"]),
     .testTarget(name: "LBAnalysisTests", dependencies: ["LBCore", "LBAnalysis", "LBConntrack"]),
     .testTarget(
       name: "LBReportTests", dependencies: ["LBCore", "LBAnalysis", "LBReport", "LBConntrack"],

@@ -10,6 +10,8 @@ public enum InputKind: String, Sendable, CaseIterable {
   case bundle
   case liveConntrack = "live-conntrack"
   case liveCapture = "live-capture"
+  /// An lbscope JSON report, read back by `lbscope merge`.
+  case report
 }
 
 /// The three ways a record can fail to be understood. They are reported separately because

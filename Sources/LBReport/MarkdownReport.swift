@@ -11,11 +11,21 @@ public struct MarkdownReport {
   public init(topClients: Int = 20) { self.topClients = topClients }
 
   public func render(_ result: AnalysisResult, tool: ToolInfo) -> String {
-    var out = "# lbscope report\n\n"
+    render(result, tool: tool, title: "lbscope report", beforeServices: "") { _ in "" }
+  }
+
+  /// The report with `beforeServices` placed ahead of the services and `serviceExtra(i)` at the
+  /// end of service i's section (used by the cluster report for its per-node parts).
+  func render(
+    _ result: AnalysisResult, tool: ToolInfo, title: String, beforeServices: String,
+    serviceExtra: (Int) -> String
+  ) -> String {
+    var out = "# \(title)\n\n"
     out += summary(result)
     out += "\n"
     out += findings(result)
-    out += servicesSection(result)
+    out += beforeServices
+    out += servicesSection(result, extra: serviceExtra)
     out += translatedSection(result)
     out += inputsSection(result, tool: tool)
     return out
@@ -51,7 +61,7 @@ public struct MarkdownReport {
     return out + "\n"
   }
 
-  func servicesSection(_ r: AnalysisResult) -> String {
+  func servicesSection(_ r: AnalysisResult, extra: (Int) -> String) -> String {
     guard !r.services.isEmpty else {
       var out = "## Services\n\nNo destination-translated (Service) connections were found"
       if r.servicesFilteredOut > 0 {
@@ -60,7 +70,7 @@ public struct MarkdownReport {
       return out + ".\n\n"
     }
     var out = "## Services\n\n"
-    for s in r.services {
+    for (index, s) in r.services.enumerated() {
       out += "### \(inline(s.label))\n\n"
       let frontends = s.frontends.map { "`\($0)`" }.joined(separator: ", ")
       let d = s.distribution
@@ -73,12 +83,15 @@ public struct MarkdownReport {
       out += "|---|---:|---:|---:|---|---:|---:|---:|\n"
       for b in s.backends {
         let share = b.observedShare ?? 0
-        let interval = b.shareInterval.map { "\(NumberText.percent($0.lower))–\(NumberText.percent($0.upper))" } ?? "–"
-        out += "| `\(b.address)` | \(b.connections) | \(NumberText.percent(share)) | \(interval) | \(bar(share)) | "
+        let interval =
+          b.shareInterval.map { "\(NumberText.percent($0.lower))–\(NumberText.percent($0.upper))" } ?? "–"
+        out +=
+          "| `\(b.address)` | \(b.connections) | \(NumberText.percent(share)) | \(interval) | \(bar(share)) | "
         out +=
           "\(b.failedConnections.map(String.init) ?? "–") | \(b.packets.map(String.init) ?? "–") | \(b.bytes.map(String.init) ?? "–") |\n"
       }
       out += "\n"
+      out += chart(s)
       if s.backends.contains(where: { $0.handshakeRTT != nil || $0.httpRequests != nil }) {
         out += "| Backend | Handshake RTT p50 | p90 | p99 | HTTP requests |\n|---|---:|---:|---:|---:|\n"
         for b in s.backends {
@@ -123,6 +136,7 @@ public struct MarkdownReport {
         }
         out += "\n"
       }
+      out += extra(index)
     }
     return out
   }
@@ -156,6 +170,28 @@ public struct MarkdownReport {
     }
     out += "\n_Made by \(tool.name) \(tool.version)._\n"
     return out
+  }
+
+  /// A Mermaid pie of connections per backend, which GitHub and GitLab draw in place of the
+  /// code block (`showData` prints the counts). Mermaid wants positive slices, so backends without
+  /// connections are left out of the chart (the table above lists them); no chart without
+  /// connections at all.
+  func chart(_ s: ServiceResult) -> String {
+    let slices = s.backends.filter { $0.connections > 0 }
+    guard !slices.isEmpty else { return "" }
+    var out = "```mermaid\npie showData title \(mermaidText("Connections per backend of " + s.label))\n"
+    for b in slices {
+      var label = b.address.description
+      if let pod = b.pod { label += " " + pod }
+      out += "    \"\(mermaidText(label))\" : \(b.connections)\n"
+    }
+    return out + "```\n\n"
+  }
+
+  /// Text safe in a Mermaid pie: no quotes, no line breaks, no `#` or `;` (Mermaid's entity and
+  /// statement marks).
+  func mermaidText(_ text: String) -> String {
+    String(inline(text).map { $0 == "\"" || $0 == "#" || $0 == ";" ? "'" : $0 })
   }
 
   // MARK: - Text helpers

@@ -42,6 +42,18 @@ struct ReportOptions: ParsableArguments {
   @Option(help: "Clients listed per service in JSON, busiest first (0: all); the rest are summed.")
   var jsonClients: Int = 1000
 
+  @Flag(help: "Replace every IP address with a keyed, prefix-preserving pseudonym (for sharing).")
+  var anonymize = false
+
+  @Option(
+    help: ArgumentHelp(
+      "The secret key for --anonymize (default: $LBSCOPE_ANONYMIZE_KEY); same key, same pseudonyms.",
+      valueName: "PATH"))
+  var anonymizeKeyFile: String?
+
+  @Flag(help: "With --anonymize, also replace namespace, Service, Pod and node names by keyed hashes.")
+  var anonymizeNames = false
+
   func validate() throws {
     if let service, Endpoint(service) == nil {
       throw ValidationError("--service wants VIP:PORT or [IPv6]:PORT, not '\(service)'")
@@ -53,6 +65,24 @@ struct ReportOptions: ParsableArguments {
     guard minEffect >= 0 else { throw ValidationError("--min-effect must not be negative") }
     guard topClients > 0 else { throw ValidationError("--top-clients must be positive") }
     guard jsonClients >= 0 else { throw ValidationError("--json-clients must not be negative") }
+    if anonymizeKeyFile != nil || anonymizeNames, !anonymize {
+      throw ValidationError("--anonymize-key-file and --anonymize-names go with --anonymize")
+    }
+    // Refuse before reading any input, in one line.
+    if anonymize {
+      do { _ = try AnonymizeKey.load(file: anonymizeKeyFile) } catch { Failure(error).exit() }
+    }
+  }
+
+  /// The anonymizer `--anonymize` asks for, or `nil`. The key was checked by `validate()`.
+  func anonymizer(names: [String]) -> ReportAnonymizer? {
+    guard anonymize else { return nil }
+    do {
+      return ReportAnonymizer(
+        key: try AnonymizeKey.load(file: anonymizeKeyFile), names: names, hashNames: anonymizeNames)
+    } catch {
+      Failure(error).exit()
+    }
   }
 
   var analysisOptions: AnalysisOptions {

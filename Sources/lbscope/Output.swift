@@ -55,13 +55,41 @@ enum Output {
   /// Renders and writes the report, then exits with the code its inputs and findings call for.
   static func write(_ result: AnalysisResult, options: ReportOptions) throws {
     let tool = ToolInfo(version: LBScope.version)
+    var anonymizer = options.anonymizer(names: ReportAnonymizer.names(in: result))
     let text: [UInt8]
     switch options.format {
     case .json:
-      text = JSONReport.document(result, tool: tool, maxClients: options.jsonClients).renderedBytes()
+      let document = JSONReport.document(result, tool: tool, maxClients: options.jsonClients)
+      text = (anonymizer?.apply(document) ?? document).renderedBytes()
     case .markdown:
-      text = Array(MarkdownReport(topClients: options.topClients).render(result, tool: tool).utf8)
+      let markdown = MarkdownReport(topClients: options.topClients).render(result, tool: tool)
+      text = Array((anonymizer?.apply(markdown: markdown) ?? markdown).utf8)
     }
+    try deliver(text, inputs: result.inputs, findings: result.findings, options: options)
+  }
+
+  /// Renders and writes a cluster report (`lbscope merge`), then exits as `write` does.
+  static func write(_ cluster: ClusterResult, options: ReportOptions) throws {
+    let tool = ToolInfo(version: LBScope.version)
+    var anonymizer = options.anonymizer(
+      names: ReportAnonymizer.names(in: cluster.result) + cluster.nodes.map(\.node))
+    let text: [UInt8]
+    switch options.format {
+    case .json:
+      let document = ClusterReport.document(cluster, tool: tool, maxClients: options.jsonClients)
+      text = (anonymizer?.apply(document) ?? document).renderedBytes()
+    case .markdown:
+      let markdown = ClusterReport.markdown(cluster, tool: tool, topClients: options.topClients)
+      text = Array((anonymizer?.apply(markdown: markdown) ?? markdown).utf8)
+    }
+    try deliver(text, inputs: cluster.result.inputs, findings: cluster.result.findings, options: options)
+  }
+
+  /// Writes a rendered report, warns about damaged inputs, and exits with the code `--fail-on`
+  /// and the inputs call for.
+  static func deliver(_ text: [UInt8], inputs: [InputSummary], findings: [Finding], options: ReportOptions)
+    throws
+  {
     if let path = options.output {
       do {
         try AtomicFile.write(text, to: path, replace: options.force)
@@ -72,14 +100,14 @@ enum Output {
       _ = try? FileDescriptor.standardOutput.writeAll(text)
     }
 
-    let damaged = result.inputs.filter { $0.issueCount > 0 || $0.partial }
+    let damaged = inputs.filter { $0.issueCount > 0 || $0.partial }
     for input in damaged {
       let first = input.examples.first.map { ":\($0.line): \($0.kind.rawValue): \($0.message)" } ?? ": "
       FileDescriptor.standardError.writeLine(
         "lbscope: \(input.path)\(first); \(input.issueCount) damaged record(s) skipped or recovered, the report covers the rest"
       )
     }
-    let worst = result.findings.map(\.severity).min()
+    let worst = findings.map(\.severity).min()
     switch options.failOn {
     case .critical where worst == .critical, .warning where worst.map({ $0 <= .warning }) == true:
       throw ExitCode(Failure.findings)
