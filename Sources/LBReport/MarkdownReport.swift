@@ -79,14 +79,18 @@ public struct MarkdownReport {
       let verdict = inline(d.verdict).capitalizedFirst
       out += (d.imbalanced ? "**\(verdict).**" : "\(verdict).") + "\n\n"
 
-      out += "| Backend | Connections | Share | 95% interval | | Failed | Packets | Bytes |\n"
-      out += "|---|---:|---:|---:|---|---:|---:|---:|\n"
+      // Expected shares and Pod names only when something (rules, --k8s) gave them.
+      let expected = s.backends.contains { $0.expectedShare != nil }
+      out += "| Backend | Connections |\(expected ? " Expected |" : "") Share | 95% interval | | Failed | Packets | Bytes |\n"
+      out += "|---|---:|\(expected ? "---:|" : "")---:|---:|---|---:|---:|---:|\n"
       for b in s.backends {
         let share = b.observedShare ?? 0
         let interval =
           b.shareInterval.map { "\(NumberText.percent($0.lower))–\(NumberText.percent($0.upper))" } ?? "–"
+        let pod = b.pod.map { " \(cell($0))" } ?? ""
+        let expectedCell = expected ? " \(b.expectedShare.map(NumberText.percent) ?? "–") |" : ""
         out +=
-          "| `\(b.address)` | \(b.connections) | \(NumberText.percent(share)) | \(interval) | \(bar(share)) | "
+          "| `\(b.address)`\(pod) | \(b.connections) |\(expectedCell) \(NumberText.percent(share)) | \(interval) | \(bar(share)) | "
         out +=
           "\(b.failedConnections.map(String.init) ?? "–") | \(b.packets.map(String.init) ?? "–") | \(b.bytes.map(String.init) ?? "–") |\n"
       }

@@ -1,0 +1,152 @@
+import LBCore
+
+extension IncidentCorrelator {
+  /// Findings for the joined report, cause before symptom:
+  /// - the observed findings (`Diagnosis`), judged against the rules' shares;
+  /// - the rules' own findings (`stale-probabilities`, `no-local-endpoints`, masquerade);
+  /// - `affinity-concentrates-traffic` backed by the rules' ClientIP affinity and its pins, critical
+  ///   when the busiest backend holds twice its expected share;
+  /// - one finding per code and service, remediations with the real service name when known.
+  func diagnose(
+    _ analysis: AnalysisResult, sources: [ServiceSources], rules: [String: ServiceRule],
+    rulesInputs: [InputSummary]
+  ) -> [Finding] {
+    var findings = Diagnosis(options: options).findings(for: analysis)
+    for (s, service) in analysis.services.enumerated() {
+      let label = service.label
+      let info = sources[s]
+      let evidenceSource =
+        info.trusted.map { trusted in
+          let paths = info.sources.first { $0.source == trusted }?.paths ?? []
+          return "observed by \(trusted)\(paths.isEmpty ? "" : " (" + paths.joined(separator: ", ") + ")"): \(info.trustReason)"
+        } ?? "no source observed connections of this service"
+      guard let rule = rules[label] else {
+        for f in findings.indices where findings[f].service == label {
+          findings[f].evidence.append(evidenceSource)
+        }
+        continue
+      }
+      let ruleInput = rulesInputs.indices.contains(rule.location.input) ? rulesInputs[rule.location.input].path : "rules"
+      let ruleWhere = "\(ruleInput):\(rule.location.line)\(rule.chain.map { " (\($0))" } ?? "")"
+      // The rules' own findings, under the joined label.
+      var ruleFindings = RulesAnalyzer.serviceFindings(rule).map { f -> Finding in
+        var f = f
+        f.service = label
+        return f
+      }
+      if service.connections == 0, let d = RulesAnalyzer.distribution(rule, options: options), d.imbalanced {
+        ruleFindings.append(RulesAnalyzer.imbalance(rule, d))
+      }
+      // Stale probabilities explain an imbalance when what was observed fits them.
+      if let stale = ruleFindings.firstIndex(where: { $0.code == "stale-probabilities" }) {
+        let d = service.distribution
+        if d.judged, !d.imbalanced {
+          let equal = info.equalSplit
+          ruleFindings[stale].evidence.insert(
+            "observed \(service.connections) connections fit the rules' unequal shares (\(NumberText.pValue(d.pValue ?? 1)))"
+              + (equal.map {
+                $0.imbalanced
+                  ? " and reject an equal split (\(NumberText.pValue($0.pValue ?? 0)), w = \(NumberText.decimal($0.effectSize ?? 0, places: 2)))"
+                  : ""
+              } ?? ""),
+            at: 0)
+          ruleFindings[stale].evidence += service.backends.map {
+            "\($0.address): \(NumberText.percent($0.observedShare ?? 0)) observed, \(NumberText.percent($0.expectedShare ?? 0)) by the rules"
+          }
+          if equal?.imbalanced == true {
+            ruleFindings[stale].severity = .critical
+          }
+        }
+        ruleFindings[stale].evidence.append(ruleWhere)
+      }
+      findings.removeAll { f in
+        f.service == label && f.code != "affinity-concentrates-traffic"
+          && ruleFindings.contains { r in r.code == f.code }
+      }
+      findings += ruleFindings.filter { r in
+        !(r.code == "affinity-concentrates-traffic" && findings.contains { $0.service == label && $0.code == r.code })
+      }
+
+      for f in findings.indices where findings[f].service == label {
+        if findings[f].code == "affinity-concentrates-traffic", let affinity = rule.affinity {
+          let busiest = service.backends.max { $0.connections < $1.connections }
+          if let busiest, let share = busiest.observedShare, let expected = busiest.expectedShare, expected > 0 {
+            findings[f].severity = share >= 2 * expected ? .critical : .warning
+          }
+          var pinned: [String] = []
+          for b in service.backends where (b.pinnedClients ?? 0) > 0 {
+            let clients = info.pinnedClients.filter { $0.backend == b.address }.map(\.client.description)
+            pinned.append("\(b.address) ← \(clients.joined(separator: ", "))")
+          }
+          findings[f].evidence.insert(
+            "the rules set sessionAffinity \(affinity.mode) (timeout \(affinity.timeoutSeconds.map { "\($0) s" } ?? "unknown"), \(affinity.source.rawValue)) at \(ruleWhere): each source address is pinned to the endpoint it first reached",
+            at: 0)
+          if !pinned.isEmpty {
+            findings[f].evidence.append("affinity state pins " + pinned.joined(separator: "; "))
+          }
+          findings[f].summary =
+            "\(label): sessionAffinity ClientIP pins \(service.clientTotals.stickyClients) source address(es) carrying \(service.clientTotals.stickyConnections) of \(service.connections) connections to single backends, so "
+            + (busiest.map {
+              "\($0.address) gets \(NumberText.percent($0.observedShare ?? 0)) where \(NumberText.percent($0.expectedShare ?? 0)) was expected"
+            } ?? "the load follows a few addresses")
+          findings[f].remediation =
+            "\(patch(label, #"{"spec":{"sessionAffinity":"None"}}"#)); or, if stickiness is needed, shorten `sessionAffinityConfig.clientIP.timeoutSeconds` or move it to a cookie at the ingress (sources behind NAT gateways share one address)"
+        }
+        findings[f].evidence.append(evidenceSource)
+      }
+    }
+    // One finding per code and service: the most severe, with the others' evidence.
+    var merged: [Finding] = []
+    for f in findings {
+      if let i = merged.firstIndex(where: { $0.code == f.code && $0.service == f.service }) {
+        if f.severity < merged[i].severity {
+          let evidence = merged[i].evidence
+          merged[i] = f
+          merged[i].evidence += evidence.filter { !f.evidence.contains($0) }
+        } else {
+          merged[i].evidence += f.evidence.filter { !merged[i].evidence.contains($0) }
+        }
+      } else {
+        merged.append(f)
+      }
+    }
+    for i in merged.indices {
+      if let label = merged[i].service, let fix = merged[i].remediation {
+        merged[i].remediation = named(fix, label: label)
+      }
+    }
+    return merged.sorted(by: Finding.reportOrder)
+  }
+
+  /// `kubectl -n NS patch svc NAME -p 'PATCH'` for a `namespace/name:port` label.
+  func patch(_ label: String, _ json: String) -> String {
+    guard let (namespace, name) = Self.split(label) else {
+      return "`kubectl -n NAMESPACE patch svc NAME -p '\(json)'` (find it with `kubectl get svc -A -o wide`)"
+    }
+    return "`kubectl -n \(namespace) patch svc \(name) -p '\(json)'`"
+  }
+
+  /// Puts the real namespace and name into a remediation written with placeholders.
+  func named(_ fix: String, label: String) -> String {
+    guard let (namespace, name) = Self.split(label) else { return fix }
+    var out = fix.replacing("kubectl -n NAMESPACE patch svc NAME", with: "kubectl -n \(namespace) patch svc \(name)")
+    if let lookup = out.firstRange(of: "find the Service with `kubectl get svc -A -o wide | grep -w "),
+      let end = out[lookup.upperBound...].firstRange(of: "`; ")
+    {
+      out.replaceSubrange(lookup.lowerBound..<end.upperBound, with: "")
+    }
+    return out
+  }
+
+  /// `("payments", "checkout")` from `payments/checkout:http`; `nil` for a frontend label.
+  static func split(_ label: String) -> (String, String)? {
+    guard !label.hasPrefix("tcp/"), !label.hasPrefix("udp/"), !label.hasPrefix("sctp/"),
+      let slash = label.firstIndex(of: "/")
+    else { return nil }
+    let namespace = String(label[..<slash])
+    let rest = label[label.index(after: slash)...]
+    let name = String(rest.split(separator: ":", omittingEmptySubsequences: false).first ?? rest)
+    guard !namespace.isEmpty, !name.isEmpty else { return nil }
+    return (namespace, name)
+  }
+}
