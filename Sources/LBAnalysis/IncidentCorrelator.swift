@@ -119,7 +119,8 @@ public struct IncidentCorrelator: Sendable {
     for g in groups.indices {
       guard let rule = groups[g].rule else { continue }
       let nodePorts = Set(rule.frontends.filter { $0.address == nil }.map(\.port))
-      for key in keys where key.proto == rule.proto && !claimed.contains(key) && nodePorts.contains(key.frontend.port) {
+      for key in keys
+      where key.proto == rule.proto && !claimed.contains(key) && nodePorts.contains(key.frontend.port) {
         groups[g].keys.append(key)
         claimed.insert(key)
       }
@@ -137,12 +138,14 @@ public struct IncidentCorrelator: Sendable {
     services = order.map { services[$0] }
     sources = order.map { sources[$0] }
     let rulesByLabel = Dictionary(
-      groups.compactMap { g in g.rule.map { (joinedLabel(g, names: names), $0) } }, uniquingKeysWith: { a, _ in a })
+      groups.compactMap { g in g.rule.map { (joinedLabel(g, names: names), $0) } },
+      uniquingKeysWith: { a, _ in a })
 
     // Translated sources: per address, the source that saw the most connections behind it.
     var translated: [IPAddress: TranslatedSourceResult] = [:]
     for source in observed {
-      for t in source.result.translatedSources where (translated[t.address]?.connections ?? -1) < t.connections {
+      for t in source.result.translatedSources
+      where (translated[t.address]?.connections ?? -1) < t.connections {
         translated[t.address] = t
       }
     }
@@ -153,12 +156,14 @@ public struct IncidentCorrelator: Sendable {
       connections: primary?.result.connections ?? 0,
       connectionsWithoutDNAT: primary?.result.connectionsWithoutDNAT ?? 0,
       servicesFilteredOut: observed.map(\.result.servicesFilteredOut).max() ?? 0)
-    analysis.findings = diagnose(analysis, sources: sources, rules: rulesByLabel, rulesInputs: rules?.inputs ?? [])
+    analysis.findings = diagnose(
+      analysis, sources: sources, rules: rulesByLabel, rulesInputs: rules?.inputs ?? [])
     return IncidentResult(analysis: analysis, serviceSources: sources)
   }
 
   func joinedLabel(_ group: Group, names: ClusterNames) -> String {
-    let name = group.rule?.name ?? group.keys.lazy.compactMap { names.services[$0.frontend] }.first
+    let name =
+      group.rule?.name ?? group.keys.lazy.compactMap { names.services[$0.frontend] }.first
       ?? group.rule?.frontends.lazy.compactMap { $0.endpoint.flatMap { names.services[$0] } }.first
     if let name { return name }
     let proto = group.rule?.proto ?? group.keys.first?.proto ?? .tcp
@@ -167,7 +172,9 @@ public struct IncidentCorrelator: Sendable {
   }
 
   /// One service: every source's counts, the trusted one as the base, the rules' expectations.
-  func join(_ group: Group, observed: [ObservedSource], names: ClusterNames) -> (ServiceResult, ServiceSources) {
+  func join(_ group: Group, observed: [ObservedSource], names: ClusterNames) -> (
+    ServiceResult, ServiceSources
+  ) {
     var info = ServiceSources()
     var views: [(source: ObservedSource, service: ServiceResult)] = []
     for source in observed {
@@ -229,8 +236,12 @@ public struct IncidentCorrelator: Sendable {
       for other in others where other.source.holdsBothLegs {
         for b in service.backends.indices {
           if let seen = other.service.backends.first(where: { $0.address == service.backends[b].address }) {
-            if service.backends[b].handshakeRTT == nil { service.backends[b].handshakeRTT = seen.handshakeRTT }
-            if service.backends[b].httpRequests == nil { service.backends[b].httpRequests = seen.httpRequests }
+            if service.backends[b].handshakeRTT == nil {
+              service.backends[b].handshakeRTT = seen.handshakeRTT
+            }
+            if service.backends[b].httpRequests == nil {
+              service.backends[b].httpRequests = seen.httpRequests
+            }
           }
         }
       }
@@ -241,7 +252,8 @@ public struct IncidentCorrelator: Sendable {
         sourceTranslatedConnections: 0)
       if let counter = info.sources.first {
         info.trusted = counter.source
-        info.trustReason = "no conntrack table or capture observed this service; the datapath's own counters are all there is"
+        info.trustReason =
+          "no conntrack table or capture observed this service; the datapath's own counters are all there is"
         service.connections = counter.total
         for b in rule?.backends ?? [] {
           service.backends.append(
@@ -306,7 +318,8 @@ public struct IncidentCorrelator: Sendable {
       service.backends[i].shareInterval = Statistics.wilsonInterval(successes: c, trials: total)
     }
     let ruleShares = service.backends.map { $0.expectedShare }
-    let hasRuleShares = rule != nil && ruleShares.allSatisfy { $0 != nil } && ruleShares.contains { ($0 ?? 0) > 0 }
+    let hasRuleShares =
+      rule != nil && ruleShares.allSatisfy { $0 != nil } && ruleShares.contains { ($0 ?? 0) > 0 }
     let k = service.backends.count
     let equal = [Double](repeating: k > 0 ? 1 / Double(k) : 0, count: k)
     let expected = hasRuleShares ? ruleShares.map { $0 ?? 0 } : equal
@@ -336,7 +349,8 @@ public struct IncidentCorrelator: Sendable {
         guard let i = service.backends.firstIndex(where: { $0.address == entry.backend }) else { return nil }
         return (Int32(i), Int32(clamping: entry.connections))
       }
-      let (sticky, p) = analyzer.stickiness(connections: client.connections, counts: counts, expected: expected)
+      let (sticky, p) = analyzer.stickiness(
+        connections: client.connections, counts: counts, expected: expected)
       service.clients[c].sticky = sticky
       service.clients[c].stickyPValue = p
       totals.clients += 1
@@ -373,7 +387,8 @@ public struct IncidentCorrelator: Sendable {
       for c in part.clients {
         if let i = out.clients.firstIndex(where: { $0.address == c.address }) {
           out.clients[i].connections += c.connections
-          var byBackend = Dictionary(out.clients[i].backends.map { ($0.backend, $0.connections) }, uniquingKeysWith: +)
+          var byBackend = Dictionary(
+            out.clients[i].backends.map { ($0.backend, $0.connections) }, uniquingKeysWith: +)
           for entry in c.backends { byBackend[entry.backend, default: 0] += entry.connections }
           out.clients[i].backends = byBackend.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         } else {
@@ -384,7 +399,9 @@ public struct IncidentCorrelator: Sendable {
       out.clientTotals.connections += part.clientTotals.connections
     }
     out.backends.sort { $0.address < $1.address }
-    out.clients.sort { $0.connections != $1.connections ? $0.connections > $1.connections : $0.address < $1.address }
+    out.clients.sort {
+      $0.connections != $1.connections ? $0.connections > $1.connections : $0.address < $1.address
+    }
     return out
   }
 

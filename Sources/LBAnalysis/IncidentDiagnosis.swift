@@ -18,7 +18,8 @@ extension IncidentCorrelator {
       let evidenceSource =
         info.trusted.map { trusted in
           let paths = info.sources.first { $0.source == trusted }?.paths ?? []
-          return "observed by \(trusted)\(paths.isEmpty ? "" : " (" + paths.joined(separator: ", ") + ")"): \(info.trustReason)"
+          return
+            "observed by \(trusted)\(paths.isEmpty ? "" : " (" + paths.joined(separator: ", ") + ")"): \(info.trustReason)"
         } ?? "no source observed connections of this service"
       guard let rule = rules[label] else {
         for f in findings.indices where findings[f].service == label {
@@ -26,7 +27,8 @@ extension IncidentCorrelator {
         }
         continue
       }
-      let ruleInput = rulesInputs.indices.contains(rule.location.input) ? rulesInputs[rule.location.input].path : "rules"
+      let ruleInput =
+        rulesInputs.indices.contains(rule.location.input) ? rulesInputs[rule.location.input].path : "rules"
       let ruleWhere = "\(ruleInput):\(rule.location.line)\(rule.chain.map { " (\($0))" } ?? "")"
       // The rules' own findings, under the joined label.
       var ruleFindings = RulesAnalyzer.serviceFindings(rule).map { f -> Finding in
@@ -64,13 +66,16 @@ extension IncidentCorrelator {
           && ruleFindings.contains { r in r.code == f.code }
       }
       findings += ruleFindings.filter { r in
-        !(r.code == "affinity-concentrates-traffic" && findings.contains { $0.service == label && $0.code == r.code })
+        !(r.code == "affinity-concentrates-traffic"
+          && findings.contains { $0.service == label && $0.code == r.code })
       }
 
       for f in findings.indices where findings[f].service == label {
         if findings[f].code == "affinity-concentrates-traffic", let affinity = rule.affinity {
           let busiest = service.backends.max { $0.connections < $1.connections }
-          if let busiest, let share = busiest.observedShare, let expected = busiest.expectedShare, expected > 0 {
+          if let busiest, let share = busiest.observedShare, let expected = busiest.expectedShare,
+            expected > 0
+          {
             findings[f].severity = share >= 2 * expected ? .critical : .warning
           }
           var pinned: [String] = []
@@ -129,7 +134,8 @@ extension IncidentCorrelator {
   /// Puts the real namespace and name into a remediation written with placeholders.
   func named(_ fix: String, label: String) -> String {
     guard let (namespace, name) = Self.split(label) else { return fix }
-    var out = fix.replacing("kubectl -n NAMESPACE patch svc NAME", with: "kubectl -n \(namespace) patch svc \(name)")
+    var out = fix.replacing(
+      "kubectl -n NAMESPACE patch svc NAME", with: "kubectl -n \(namespace) patch svc \(name)")
     if let lookup = out.firstRange(of: "find the Service with `kubectl get svc -A -o wide | grep -w "),
       let end = out[lookup.upperBound...].firstRange(of: "`; ")
     {

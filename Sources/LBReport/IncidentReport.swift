@@ -15,7 +15,9 @@ public enum IncidentReport {
       object["sources"] = .array(
         info.sources.map { source in
           var connections: [String: JSON] = [:]
-          for entry in source.connections { connections[entry.backend.description] = .number(entry.connections) }
+          for entry in source.connections {
+            connections[entry.backend.description] = .number(entry.connections)
+          }
           return .object([
             "source": .string(source.source),
             "paths": .array(source.paths.map(JSON.string)),
@@ -87,8 +89,10 @@ public enum IncidentReport {
         out += "\n"
       }
       if !info.backendNodes.isEmpty {
-        out += "Nodes: "
-          + info.backendNodes.sorted { $0.key < $1.key }.map { "`\($0.key)` on \(report.cell($0.value))" }.joined(
+        out +=
+          "Nodes: "
+          + info.backendNodes.sorted { $0.key < $1.key }.map { "`\($0.key)` on \(report.cell($0.value))" }
+          .joined(
             separator: ", ") + ".\n\n"
       }
       return out

@@ -11,7 +11,9 @@ public enum KubernetesNames {
     guard case .object(let top) = root, case .array(let items)? = top["items"] else {
       throw JSONParseError(
         path: path, line: nil, offset: 0,
-        problem: "not a Kubernetes List (no \"items\" array); save it with `kubectl get pods,services,endpointslices -A -o json`")
+        problem:
+          "not a Kubernetes List (no \"items\" array); save it with `kubectl get pods,services,endpointslices -A -o json`"
+      )
     }
     var names = ClusterNames()
     for item in items {
@@ -33,11 +35,15 @@ public enum KubernetesNames {
           names.pods[ip] = "\(namespace)/\(name)"
           if let node { names.podNodes[ip] = node }
         }
-        if let node, let host = string(field(status, "hostIP")).flatMap(IPAddress.init) { names.nodes[host] = node }
+        if let node, let host = string(field(status, "hostIP")).flatMap(IPAddress.init) {
+          names.nodes[host] = node
+        }
       case "Service":
         let spec = object["spec"]
         var clusterIPs = array(field(spec, "clusterIPs")).compactMap { string($0).flatMap(IPAddress.init) }
-        if clusterIPs.isEmpty, let ip = string(field(spec, "clusterIP")).flatMap(IPAddress.init) { clusterIPs = [ip] }
+        if clusterIPs.isEmpty, let ip = string(field(spec, "clusterIP")).flatMap(IPAddress.init) {
+          clusterIPs = [ip]
+        }
         for port in array(field(spec, "ports")) {
           guard let number = int(field(port, "port")), let p = UInt16(exactly: number) else { continue }
           let portName = string(field(port, "name")).flatMap { $0.isEmpty ? nil : $0 } ?? String(number)
@@ -50,10 +56,13 @@ public enum KubernetesNames {
       case "EndpointSlice":
         for endpoint in array(object["endpoints"]) {
           let target = field(endpoint, "targetRef")
-          guard string(field(target, "kind")) == "Pod", let pod = string(field(target, "name")) else { continue }
+          guard string(field(target, "kind")) == "Pod", let pod = string(field(target, "name")) else {
+            continue
+          }
           let podNamespace = string(field(target, "namespace")) ?? namespace
           let node = string(field(endpoint, "nodeName"))
-          for address in array(field(endpoint, "addresses")).compactMap({ string($0).flatMap(IPAddress.init) }) {
+          for address in array(field(endpoint, "addresses")).compactMap({ string($0).flatMap(IPAddress.init) }
+          ) {
             if names.pods[address] == nil { names.pods[address] = "\(podNamespace)/\(pod)" }
             if let node, names.podNodes[address] == nil { names.podNodes[address] = node }
           }

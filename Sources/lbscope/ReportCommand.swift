@@ -68,14 +68,17 @@ struct ReportCommand: ParsableCommand {
     head.removeLast(head.count - count)
     if count >= 4 {
       let magic = UInt32(head[0]) << 24 | UInt32(head[1]) << 16 | UInt32(head[2]) << 8 | UInt32(head[3])
-      if [0xA1B2_C3D4, 0xD4C3_B2A1, 0xA1B2_3C4D, 0x4D3C_B2A1, 0x0A0D_0D0A].contains(magic) { return .capture }
+      if [0xA1B2_C3D4, 0xD4C3_B2A1, 0xA1B2_3C4D, 0x4D3C_B2A1, 0x0A0D_0D0A].contains(magic) {
+        return .capture
+      }
     }
     if RulesReader.detect(head: head, name: path) != nil { return .rules }
     let text = String(decoding: head.prefix(4096), as: UTF8.self)
     for line in text.split(separator: "\n").prefix(20) {
       let words = line.split(separator: " ", omittingEmptySubsequences: true)
       guard let first = words.first else { continue }
-      if ["tcp", "udp", "icmp", "sctp", "dccp", "gre", "icmpv6", "udplite", "unknown", "ipv4", "ipv6"].contains(first)
+      if ["tcp", "udp", "icmp", "sctp", "dccp", "gre", "icmpv6", "udplite", "unknown", "ipv4", "ipv6"]
+        .contains(first)
         || first.hasPrefix("[") || first.hasPrefix("<?xml") || first.hasPrefix("<conntrack")
       {
         return .conntrack
@@ -140,7 +143,8 @@ struct ReportCommand: ParsableCommand {
     // Each conntrack input is a source of its own: a table and an event log of the same node
     // hold the same connections and must not be added together.
     for file in conntrackFiles {
-      let (source, read) = Self.readConntrack(file.path, shown: file.shown, input: summaries.count, options: options)
+      let (source, read) = Self.readConntrack(
+        file.path, shown: file.shown, input: summaries.count, options: options)
       observed.append(source)
       summaries.append(read)
     }
@@ -245,7 +249,8 @@ extension Output {
       let markdown = IncidentReport.markdown(incident, tool: tool, topClients: options.topClients)
       text = Array((anonymizer?.apply(markdown: markdown) ?? markdown).utf8)
     }
-    try deliver(text, inputs: incident.analysis.inputs, findings: incident.analysis.findings, options: options)
+    try deliver(
+      text, inputs: incident.analysis.inputs, findings: incident.analysis.findings, options: options)
   }
 }
 
