@@ -19,7 +19,7 @@ struct LBScope: ParsableCommand {
     version: version,
     subcommands: [
       ConntrackCommand.self, RulesCommand.self, PcapCommand.self, WatchCommand.self,
-      CollectCommand.self, MergeCommand.self,
+      CollectCommand.self, MergeCommand.self, CaptureCommand.self,
     ]
   )
 }
