@@ -110,7 +110,8 @@ public final class PcapngWriter {
     var trailer: [UInt8] = []
     for i in interfaces.indices { Self.appendStatistics(&trailer, interface: i, ns: 0, CaptureCounters()) }
     trailerBytes = trailer.count
-    if let maxBytes = rotation.maxBytes, maxBytes < headerBytes + trailerBytes + Self.packetBlockSize(65_535) {
+    if let maxBytes = rotation.maxBytes, maxBytes < headerBytes + trailerBytes + Self.packetBlockSize(65_535)
+    {
       throw CaptureError(
         code: .cannotWrite, path: directory, reason: "a rotation size of \(maxBytes) bytes is too small",
         hint: "give --rotate-size room for the headers and at least one packet")
@@ -235,11 +236,14 @@ public final class PcapngWriter {
   public func flush() throws(CaptureError) {
     var offset = 0
     while offset < buffer.count {
-      let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
+      let n = buffer.withUnsafeBytes {
+        Glibc.write(fd, $0.baseAddress.map { $0 + offset }, $0.count - offset)
+      }
       if n < 0 {
         if errno == EINTR { continue }
         throw CaptureError(
-          code: .cannotWrite, path: temporaryPath, reason: "cannot write: \(String(cString: strerror(errno)))",
+          code: .cannotWrite, path: temporaryPath,
+          reason: "cannot write: \(String(cString: strerror(errno)))",
           hint: "check free space")
       }
       offset += n

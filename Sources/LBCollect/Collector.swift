@@ -158,7 +158,8 @@ struct Session {
         var item = ManifestItem(
           file: String(path.dropFirst(root.count + 1)), kind: "pcap",
           source:
-            "libpcap any, snaplen 512, \(span) s: \(writer.packets) packets; pcap_stats \(received) received, \(dropped) dropped")
+            "libpcap any, snaplen 512, \(span) s: \(writer.packets) packets; pcap_stats \(received) received, \(dropped) dropped"
+        )
         item.durationSeconds = duration
         var status = stat()
         if stat(path, &status) == 0 { item.bytes = Int(status.st_size) }

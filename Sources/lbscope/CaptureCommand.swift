@@ -43,7 +43,8 @@ struct CaptureCommand: ParsableCommand {
   @Option(help: ArgumentHelp("Stop after this many packets.", valueName: "N"))
   var packets: Int?
 
-  @Option(help: ArgumentHelp("Bytes kept of each packet: headers plus plaintext HTTP headers.", valueName: "N"))
+  @Option(
+    help: ArgumentHelp("Bytes kept of each packet: headers plus plaintext HTTP headers.", valueName: "N"))
   var snaplen = 512
 
   @Flag(help: "Keep whole packets (snap length 262144).")
@@ -149,7 +150,8 @@ struct CaptureCommand: ParsableCommand {
     case .signal: why = "by \(SignalPipe.caught.map(WatchCommand.signalName) ?? "a signal")"
     }
     FileDescriptor.standardError.writeLine(
-      "lbscope: captured \(writer.packets) packets in \(seconds) s (ended \(why)) into \(writer.files.count) file(s)")
+      "lbscope: captured \(writer.packets) packets in \(seconds) s (ended \(why)) into \(writer.files.count) file(s)"
+    )
 
     var analyzer = ConnectionAnalyzer(options: report.analysisOptions)
     let trace: TraceReader

@@ -45,7 +45,8 @@ struct CollectCommand: ParsableCommand {
 
   func run() throws {
     let options = CollectOptions(
-      output: output, timeout: .seconds(timeout), toolVersion: LBScope.version, captureSeconds: captureSeconds)
+      output: output, timeout: .seconds(timeout), toolVersion: LBScope.version, captureSeconds: captureSeconds
+    )
     let result: CollectResult
     do {
       result = try Collector.collect(options) { FileDescriptor.standardError.writeLine($0) }

@@ -72,7 +72,8 @@ func packets(_ path: String) throws -> (packets: [(Int64, Int, [UInt8])], summar
   @Test func refusesARotationSizeWithoutRoomForOnePacket() {
     #expect(throws: CaptureError.self) {
       _ = try PcapngWriter(
-        directory: "/tmp/lbscope-never-made", interfaces: [CaptureInterface(name: "any", linkType: 276, snaplen: 512)],
+        directory: "/tmp/lbscope-never-made",
+        interfaces: [CaptureInterface(name: "any", linkType: 276, snaplen: 512)],
         rotation: RotationPolicy(maxBytes: 1000))
     }
   }
@@ -82,7 +83,9 @@ func packets(_ path: String) throws -> (packets: [(Int64, Int, [UInt8])], summar
 func startCapture(_ lab: Lab, _ arguments: [String]) throws -> ChildProcess {
   let started = ChildProcess.start(
     ["/usr/sbin/ip", "netns", "exec", lab.node, binary, "capture"] + arguments)
-  guard case .success(let child) = started else { throw CaptureLabFailure(message: "cannot start lbscope capture") }
+  guard case .success(let child) = started else {
+    throw CaptureLabFailure(message: "cannot start lbscope capture")
+  }
   guard child.waitForError(containing: "capturing on", timeout: .seconds(30)) else {
     throw CaptureLabFailure(message: "lbscope capture did not start")
   }
@@ -114,8 +117,11 @@ func readJSON(_ path: String) throws -> [String: Any] {
     let directory = try temporaryDirectory("cap")
     let report = directory + "/report.json"
     let capture = try startCapture(
-      lab, ["--interface", "any", "--filter", "tcp", "--duration", "60", "--write", directory + "/pcap",
-        "-f", "json", "-o", report])
+      lab,
+      [
+        "--interface", "any", "--filter", "tcp", "--duration", "60", "--write", directory + "/pcap",
+        "-f", "json", "-o", report,
+      ])
     let made = try lab.drive(30)
     #expect(made == 30)
     usleep(300_000)
@@ -187,8 +193,11 @@ func readJSON(_ path: String) throws -> [String: Any] {
     let directory = try temporaryDirectory("noraw")
     let result = try run(
       "/usr/bin/setpriv",
-      ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", binary, "capture", "--duration",
-        "1", "--write", directory + "/pcap"])
+      [
+        "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", binary, "capture",
+        "--duration",
+        "1", "--write", directory + "/pcap",
+      ])
     #expect(result.status == 77)
     #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
     #expect(result.stderr.contains("CAP_NET_RAW"))
