@@ -205,3 +205,37 @@ func readJSON(_ path: String) throws -> [String: Any] {
     #expect(!FileManager.default.fileExists(atPath: directory + "/pcap"), "nothing is written")
   }
 }
+
+@Suite(.serialized) struct CollectCaptureTests {
+  @Test(.enabled(if: isRoot, Comment(rawValue: needsRoot)))
+  func collectWithCaptureSecondsBundlesACompleteCaptureOfTheLabsTraffic() throws {
+    let lab = try Lab("ccol")
+    defer { lab.close() }
+    let output = try temporaryDirectory("ccol") + "/bundle"
+    let started = ChildProcess.start(
+      [
+        "/usr/sbin/ip", "netns", "exec", lab.node, binary, "collect", "--output", output, "--capture-seconds",
+        "4",
+        "--timeout", "20",
+      ])
+    guard case .success(let collect) = started else {
+      throw CaptureLabFailure(message: "cannot start collect")
+    }
+    // The capture is the last item: drive once the tools are done.
+    #expect(collect.waitForError(containing: "collect: ip addr", timeout: .seconds(60)))
+    usleep(500_000)
+    let made = try lab.drive(10)
+    #expect(made == 10)
+    let outcome = collect.wait(timeout: .seconds(60))
+    #expect(outcome.status == 0, "\(String(decoding: outcome.errorOutput, as: UTF8.self))")
+    let manifest = try String(contentsOfFile: output + "/manifest.json", encoding: .utf8)
+    #expect(manifest.contains("\"file\": \"capture/capture-00001.pcapng\""))
+    #expect(manifest.contains("\"kind\": \"pcap\""))
+    #expect(manifest.contains(", 0 dropped"))
+    let file = output + "/capture/capture-00001.pcapng"
+    let report = try run(binary, ["pcap", file, "-f", "json", "--service", "10.96.0.10:80"])
+    #expect(report.status == 0, "\(report.stderr)")
+    #expect(report.stdout.contains("\"connections\": \(made)"))
+    #expect(try captureFiles(output + "/capture").partial.isEmpty)
+  }
+}
