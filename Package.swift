@@ -54,7 +54,7 @@ let package = Package(
     .target(name: "LBBundle", dependencies: ["LBCore", "LBReport", "CZlib"]),
 
     // Collecting a bundle on the node: tools run with fixed argv, /proc files, netlink.
-    .target(name: "LBCollect", dependencies: ["LBCore", "LBBundle", "LBLive"]),
+    .target(name: "LBCollect", dependencies: ["LBCore", "LBBundle", "LBLive", "LBCapture"]),
 
     // Packet traces: a pure Swift pcap/pcapng reader and decoder; only the BPF adapter imports CPcap.
     .target(
@@ -62,6 +62,9 @@ let package = Package(
       dependencies: ["LBCore", "CPcap", .product(name: "SystemPackage", package: "swift-system")],
       exclude: ["README.md"]
     ),
+
+    // Live capture through libpcap into rotating pcapng files; only LiveCapture sees CPcap.
+    .target(name: "LBCapture", dependencies: ["LBCore", "CPcap"]),
 
     // Prefix-preserving address pseudonyms and keyed name hashes for sharing reports.
     .target(name: "LBAnonymize", dependencies: ["LBCore"]),
@@ -77,7 +80,7 @@ let package = Package(
       name: "lbscope",
       dependencies: [
         "LBCore", "LBConntrack", "LBRules", "LBAnalysis", "LBReport", "LBPcap", "LBLive",
-        "LBBundle", "LBCollect", "LBAnonymize",
+        "LBBundle", "LBCollect", "LBAnonymize", "LBCapture",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "SystemPackage", package: "swift-system"),
       ]
@@ -94,6 +97,7 @@ let package = Package(
       exclude: ["Golden"]),
     .testTarget(name: "LBScopeCLITests", dependencies: ["lbscope"]),
     .testTarget(name: "LBLiveTests", dependencies: ["LBCore", "LBConntrack", "LBLive", "lbscope"]),
+    .testTarget(name: "LBCaptureTests", dependencies: ["LBCore", "LBCapture", "LBPcap", "LBLive", "lbscope"]),
     .testTarget(name: "LBBundleTests", dependencies: ["LBCore", "LBBundle", "LBLive"]),
   ],
   swiftLanguageModes: [.v6]

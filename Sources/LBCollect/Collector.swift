@@ -1,4 +1,5 @@
 import LBBundle
+import LBCapture
 import LBCore
 import LBLive
 
@@ -13,11 +14,16 @@ public struct CollectOptions: Sendable {
   /// Time box for each tool; a tool still running is killed and the kill recorded.
   public var timeout: Duration
   public var toolVersion: String
+  /// Seconds of live capture on `any` (snap length 512) into `capture/*.pcapng`; `nil`: none.
+  public var captureSeconds: Double?
 
-  public init(output: String, timeout: Duration = .seconds(120), toolVersion: String) {
+  public init(
+    output: String, timeout: Duration = .seconds(120), toolVersion: String, captureSeconds: Double? = nil
+  ) {
     self.output = output
     self.timeout = timeout
     self.toolVersion = toolVersion
+    self.captureSeconds = captureSeconds
   }
 }
 
@@ -56,6 +62,7 @@ public enum Collector {
     }
     var session = Session(root: temporary, timeout: options.timeout, progress: progress)
     session.run()
+    if let captureSeconds = options.captureSeconds { session.capture(seconds: captureSeconds) }
     let manifest = BundleManifest(
       toolVersion: options.toolVersion, createdAt: session.startedAt, items: session.items)
     do {
@@ -118,6 +125,55 @@ struct Session {
   }
 
   // MARK: items
+
+  /// A short capture on `any` into `capture/capture-NNNNN.pcapng` (100 MB files at most), one
+  /// manifest item (kind `pcap`) per file; drops from `pcap_stats` go into the item's `source`
+  /// and, when any, its `error`. Missing CAP_NET_RAW is recorded, not thrown.
+  mutating func capture(seconds span: Double) {
+    let clock = ContinuousClock()
+    let start = clock.now
+    var options = CaptureOptions()
+    options.snaplen = 512
+    do {
+      let capture = try LiveCapture(options)
+      makeParent("capture/x")
+      let writer = try PcapngWriter(
+        directory: root + "/capture", interfaces: capture.interfaces,
+        rotation: RotationPolicy(maxBytes: 100_000_000, maxSeconds: nil))
+      writer.statistics = { [unowned capture] in capture.counters() }
+      var failure: CaptureError?
+      do {
+        _ = try capture.run(
+          writer: writer, stop: nil, deadline: start.advanced(by: .milliseconds(Int64(span * 1000))),
+          maxPackets: nil)
+      } catch {
+        failure = error
+      }
+      do { try writer.close() } catch { failure = failure ?? error }
+      let counters = capture.counters()
+      let dropped = counters.reduce(0) { $0 + $1.dropped }
+      let received = counters.reduce(0) { $0 + $1.received }
+      let duration = seconds(start.duration(to: clock.now))
+      for path in writer.files {
+        var item = ManifestItem(
+          file: String(path.dropFirst(root.count + 1)), kind: "pcap",
+          source:
+            "libpcap any, snaplen 512, \(span) s: \(writer.packets) packets; pcap_stats \(received) received, \(dropped) dropped"
+        )
+        item.durationSeconds = duration
+        var status = stat()
+        if stat(path, &status) == 0 { item.bytes = Int(status.st_size) }
+        if let failure {
+          item.error = failure.description
+        } else if dropped > 0 {
+          item.error = "\(dropped) packets dropped by the kernel or interface: counts are lower bounds"
+        }
+        record(item)
+      }
+    } catch {
+      record(ManifestItem(file: nil, kind: "pcap", source: "libpcap any", error: error.description))
+    }
+  }
 
   /// Runs `argv` with standard output into `file`.
   mutating func command(_ file: String, kind: String, _ argv: [String], stderrIsOutput: Bool = false) {

@@ -12,7 +12,8 @@ struct CollectCommand: ParsableCommand {
       Saves iptables-save -c (iptables, ip6tables; legacy and nft backends when both hold
       rules), nft list ruleset, ipvsadm -S -n / -Ln --stats --exact / -Lnc, the conntrack table
       (over netlink, as `conntrack -L` text), /proc/net/xt_recent/*, jiffies and HZ, conntrack
-      statistics, kernel and tool versions, links and addresses. Nothing on the node changes.
+      statistics, kernel and tool versions, links and addresses, and with --capture-seconds a
+      short capture on `any` (capture/*.pcapng). Nothing on the node changes.
 
       Tools run with fixed arguments (never a shell), each within --timeout; what is missing,
       denied or killed is recorded in manifest.json and the rest goes on. Writes DIR and
@@ -29,12 +30,23 @@ struct CollectCommand: ParsableCommand {
   @Option(help: ArgumentHelp("Seconds each tool may run before it is killed.", valueName: "S"))
   var timeout: Int = 120
 
+  @Option(
+    help: ArgumentHelp(
+      "Also capture this many seconds of traffic on `any` into capture/*.pcapng (needs CAP_NET_RAW).",
+      valueName: "S"))
+  var captureSeconds: Double?
+
   func validate() throws {
     guard timeout > 0 && timeout <= 3600 else { throw ValidationError("--timeout must be 1…3600 seconds") }
+    if let captureSeconds, !(captureSeconds > 0 && captureSeconds <= 3600) {
+      throw ValidationError("--capture-seconds must be 1…3600 seconds")
+    }
   }
 
   func run() throws {
-    let options = CollectOptions(output: output, timeout: .seconds(timeout), toolVersion: LBScope.version)
+    let options = CollectOptions(
+      output: output, timeout: .seconds(timeout), toolVersion: LBScope.version, captureSeconds: captureSeconds
+    )
     let result: CollectResult
     do {
       result = try Collector.collect(options) { FileDescriptor.standardError.writeLine($0) }

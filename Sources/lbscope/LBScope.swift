@@ -19,7 +19,10 @@ struct LBScope: ParsableCommand {
     version: version,
     subcommands: [
       ConntrackCommand.self, RulesCommand.self, PcapCommand.self, WatchCommand.self,
-      CollectCommand.self, MergeCommand.self, ReportCommand.self,
+    subcommands: [
+      ReportCommand.self, ConntrackCommand.self, RulesCommand.self, PcapCommand.self,
+      CaptureCommand.self, WatchCommand.self, CollectCommand.self, MergeCommand.self,
+    ]
     ]
   )
 }
