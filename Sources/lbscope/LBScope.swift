@@ -18,11 +18,8 @@ struct LBScope: ParsableCommand {
       """,
     version: version,
     subcommands: [
-      ConntrackCommand.self, RulesCommand.self, PcapCommand.self, WatchCommand.self,
-    subcommands: [
       ReportCommand.self, ConntrackCommand.self, RulesCommand.self, PcapCommand.self,
       CaptureCommand.self, WatchCommand.self, CollectCommand.self, MergeCommand.self,
-    ]
     ]
   )
 }
