@@ -5,7 +5,9 @@ Makes COUNT sequential new TCP connections to TARGET, one GET with
 "Connection: close" per connection, and prints one JSON line per connection:
 
   {"client": NAME, "address": "192.168.50.11", "localPort": 40312,
-   "pod": "web-0", "ok": true, "error": null, "seq": 0}
+   "pod": "web-0", "peer": "192.168.50.11", "ok": true, "error": null, "seq": 0}
+
+"peer" is the source address the pod saw (its X-Peer header), when it sent one.
 
 Every socket has a timeout, the whole run has a deadline, and the count is
 capped, so the traffic it makes is always bounded. It only talks to the lab's
@@ -26,7 +28,7 @@ MAX_DEADLINE = 120.0
 
 
 def one_request(host: str, port: int, timeout: float) -> dict:
-    result = {"address": None, "localPort": None, "pod": None, "ok": False, "error": None}
+    result = {"address": None, "localPort": None, "pod": None, "peer": None, "ok": False, "error": None}
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
@@ -59,6 +61,8 @@ def one_request(host: str, port: int, timeout: float) -> dict:
             key, _, value = line.partition(":")
             if key.strip().lower() == "x-pod":
                 pod = value.strip()
+            elif key.strip().lower() == "x-peer":
+                result["peer"] = value.strip()
         if not pod:
             pod = body.decode("utf-8", "replace").strip() or None
         result["pod"] = pod

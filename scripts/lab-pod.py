@@ -3,7 +3,9 @@
 
 Usage: lab-pod.py NAME PORT [MAX_SECONDS]
 
-Answers every GET with the body "NAME\\n" and the header "X-Pod: NAME" over
+Answers every GET with the body "NAME\\n", the header "X-Pod: NAME" and the
+header "X-Peer: IP" (the source address the pod saw, to tell kept client
+addresses from masqueraded ones) over
 HTTP/1.1, closing the connection after each response. It is meant to run
 inside a network namespace made by scripts/lab, which stops it by PID; as a
 safety net it also stops by itself after MAX_SECONDS (default 300).
@@ -36,6 +38,7 @@ def main() -> int:
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("X-Pod", name)
+            self.send_header("X-Peer", self.client_address[0])
             self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(body)

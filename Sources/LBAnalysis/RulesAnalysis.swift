@@ -193,6 +193,16 @@ public enum RulesAnalyzer {
       d.maxMinRatio = lo > 0 ? hi / lo : nil
       d.maxMeanRatio = total > 0 ? hi / (total / Double(counts.count)) : nil
     }
+    // Under externalTrafficPolicy Local the same DNAT rule counts cluster-IP connections (all
+    // endpoints) and external ones (local endpoints only): with no way to split the counters,
+    // neither set of shares is the expectation.
+    if s.backends.contains(where: { b in
+      b.expectedShareExternal.map { abs($0 - (b.expectedShare ?? 0)) > 1e-9 } ?? false
+    }) {
+      d.verdict =
+        "not judged: the DNAT counters mix cluster-IP and external traffic, whose shares differ under externalTrafficPolicy Local"
+      return d
+    }
     let shareSum = counted.reduce(0.0) { $0 + ($1.expectedShare ?? 0) }
     let expected = counted.map { ($0.expectedShare ?? 0) / shareSum * total }
     guard total > 0, expected.allSatisfy({ $0 >= options.minExpectedPerBackend }) else {

@@ -36,7 +36,14 @@ extension IptablesServices {
         f.noEndpoints = action
         let host = rule.destination.flatMap { $0.isHost ? $0.address : nil }
         if let port = rule.destinationPort?.single {
-          let kind: FrontendKind = host == nil ? .nodePort : (f.frontends.isEmpty ? .clusterIP : .externalIP)
+          // kube-proxy rejects cluster IPs in filter KUBE-SERVICES and external IPs, load
+          // balancer IPs and node ports in KUBE-EXTERNAL-SERVICES; other chains: first wins.
+          let chain = chainName(rule.chain)
+          let kind: FrontendKind =
+            host == nil
+            ? .nodePort
+            : chain == "KUBE-EXTERNAL-SERVICES"
+              ? .externalIP : (chain == "KUBE-SERVICES" || f.frontends.isEmpty ? .clusterIP : .externalIP)
           f.frontends.append(ServiceFrontend(address: host, port: port, kind: kind))
         }
         f.proto = f.proto ?? rule.proto
@@ -199,6 +206,11 @@ extension IptablesServices {
       }
     }
     if f.healthCheck && service.externalTrafficPolicy == nil { service.externalTrafficPolicy = .local }
+    // Policy Local and no endpoints at all: external traffic meets the "has no endpoints" rule,
+    // so that is what happens to it on this node too.
+    if service.externalTrafficPolicy == .local, service.backends.isEmpty, service.noLocalEndpoints == nil {
+      service.noLocalEndpoints = service.noEndpoints
+    }
   }
 
   /// One service from a group of cascades and the frontends that reach them.
