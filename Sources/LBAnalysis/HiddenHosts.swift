@@ -5,7 +5,9 @@ extension AnalysisResult {
   /// sources, adds an entry for an address that the evidence shows stands for several hosts
   /// although this node saw only that address (SNAT upstream, e.g. a NAT gateway), and a
   /// `sources-collapsed-by-snat` finding for those addresses.
-  public mutating func addHostEstimates(_ estimates: [HostEstimate], options: AnalysisOptions = AnalysisOptions()) {
+  public mutating func addHostEstimates(
+    _ estimates: [HostEstimate], options: AnalysisOptions = AnalysisOptions()
+  ) {
     var byAddress: [IPAddress: HostEstimate] = [:]
     for e in estimates { byAddress[e.address] = e }
     var covered = Set<IPAddress>()
@@ -52,7 +54,9 @@ extension AnalysisResult {
   /// Attaches affinity cookies to the services whose frontends they were sent to.
   public mutating func addCookieAffinity(_ cookies: [CookieAffinityObservation]) {
     for i in services.indices {
-      let mine = cookies.filter { services[i].frontends.contains($0.frontend) && services[i].proto == $0.proto }
+      let mine = cookies.filter {
+        services[i].frontends.contains($0.frontend) && services[i].proto == $0.proto
+      }
       services[i].cookieAffinity = mine
     }
   }

@@ -46,7 +46,9 @@ public struct CookieAffinityTracker {
   public init() {}
 
   /// One connection to `frontend` that DNAT sent to `backend`, carrying cookie `name=value`.
-  mutating func add(frontend: Endpoint, proto: TransportProtocol, backend: Endpoint, name: UInt64, value: UInt64) {
+  mutating func add(
+    frontend: Endpoint, proto: TransportProtocol, backend: Endpoint, name: UInt64, value: UInt64
+  ) {
     let key = Key(frontend: frontend, proto: proto, name: name)
     if byName[key] == nil {
       guard namesPerFrontend[frontend, default: 0] < maxNames else { return }
@@ -55,7 +57,9 @@ public struct CookieAffinityTracker {
     }
     guard var values = byName[key] else { return }
     byName[key] = nil  // keep the dictionary uniquely referenced while it changes
-    if values[value] != nil || values.count < maxValues { values[value, default: [:]][backend, default: 0] += 1 }
+    if values[value] != nil || values.count < maxValues {
+      values[value, default: [:]][backend, default: 0] += 1
+    }
     byName[key] = values
   }
 
@@ -93,7 +97,9 @@ public struct CookieAffinityTracker {
         CookieAffinityObservation(
           frontend: key.frontend, proto: key.proto, name: name, values: repeated, connections: connections,
           consistency: consistency,
-          example: "\(name)=\(strings.string(example.value) ?? "?") → \(example.backend) (\(example.count) connections)"))
+          example:
+            "\(name)=\(strings.string(example.value) ?? "?") → \(example.backend) (\(example.count) connections)"
+        ))
     }
     return out.sorted { ($0.frontend, $0.proto, $0.name) < ($1.frontend, $1.proto, $1.name) }
   }

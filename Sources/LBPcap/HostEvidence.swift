@@ -140,7 +140,9 @@ public final class HostEvidenceTable {
     var h: UInt64 = 0xCBF2_9CE4_8422_2325
     h = (h ^ UInt64(Self.initialTTL(p.ttl)) ^ (p.dontFragment ? 0x100 : 0)) &* 0x100_0000_01B3
     h = (h ^ UInt64(p.window) << 16 ^ UInt64(p.mss)) &* 0x100_0000_01B3
-    h = (h ^ UInt64(p.windowScale) ^ (p.sackPermitted ? 0x100 : 0) ^ (p.hasTimestamp ? 0x200 : 0)) &* 0x100_0000_01B3
+    h =
+      (h ^ UInt64(p.windowScale) ^ (p.sackPermitted ? 0x100 : 0) ^ (p.hasTimestamp ? 0x200 : 0))
+      &* 0x100_0000_01B3
     h = (h ^ p.tcpOptionKinds) &* 0x100_0000_01B3
     insert(h | 1, i, at: Self.fingerprintAt, slots: Self.fingerprintSlots, fullBit: 2)
     port(i, p.sourcePort, destinationTag: destinationTag)
@@ -242,13 +244,15 @@ public final class HostEvidenceTable {
   }
 
   /// A finished connection's timestamp clock rate, measured over at least a second.
-  func finished(_ flow: FlowRecord) {
+  public func finished(_ flow: FlowRecord) {
     let i = flow.hostSlot
     guard i >= 0, flow.tsLastTime > flow.tsFirstTime else { return }
     let seconds = Double(flow.tsLastTime - flow.tsFirstTime) / 1e9
     let ticks = flow.tsLastValue &- flow.firstTSValue
     guard seconds >= 1, ticks > 0, ticks < 0x8000_0000 else { return }
-    insert(1 << 40 | UInt64(Self.clockRate(Double(ticks) / seconds)), i, at: Self.rateAt, slots: Self.rateSlots, fullBit: 8)
+    insert(
+      1 << 40 | UInt64(Self.clockRate(Double(ticks) / seconds)), i, at: Self.rateAt, slots: Self.rateSlots,
+      fullBit: 8)
   }
 
   /// A measured rate snapped to the clock a stack uses (RFC 7323 §5.4 allows 1 ms to 1 s per
@@ -275,11 +279,15 @@ public final class HostEvidenceTable {
         // The left-most element names the original client (RFC 7239 §5.2 for the list form).
         let e = HTTP.trimmed(payload, start, HTTP.firstListElementEnd(payload, start, end))
         if e.1 > e.0 {
-          insert(HTTP.hash(payload, e.0, e.1) | 1, i, at: Self.forwardedAt, slots: Self.forwardedSlots, fullBit: 16)
+          insert(
+            HTTP.hash(payload, e.0, e.1) | 1, i, at: Self.forwardedAt, slots: Self.forwardedSlots, fullBit: 16
+          )
         }
       case .forwarded:
         if let e = HTTP.forwardedFor(payload, start, HTTP.firstListElementEnd(payload, start, end)) {
-          insert(HTTP.hash(payload, e.0, e.1) | 1, i, at: Self.forwardedAt, slots: Self.forwardedSlots, fullBit: 16)
+          insert(
+            HTTP.hash(payload, e.0, e.1) | 1, i, at: Self.forwardedAt, slots: Self.forwardedSlots, fullBit: 16
+          )
         }
       case .userAgent:
         let e = HTTP.trimmed(payload, start, end)
@@ -320,20 +328,28 @@ public final class HostEvidenceTable {
       var perInterface: [UInt64: [UInt8]] = [:]
       for v in ttls { perInterface[(v >> 16) & 0xFFFF, default: []].append(UInt8(truncatingIfNeeded: v)) }
       if let most = perInterface.values.max(by: { $0.count < $1.count }) {
-        let described = most.sorted().map { "\($0) (initial \(Self.initialTTL($0)), \(Self.initialTTL($0) - $0) hops)" }
-        note(most.count, 1, "\(most.count) distinct TTL(s) on one interface: \(described.joined(separator: ", "))")
+        let described = most.sorted().map {
+          "\($0) (initial \(Self.initialTTL($0)), \(Self.initialTTL($0) - $0) hops)"
+        }
+        note(
+          most.count, 1,
+          "\(most.count) distinct TTL(s) on one interface: \(described.joined(separator: ", "))")
       }
       let fingerprints = distinct(i, at: Self.fingerprintAt, slots: Self.fingerprintSlots).count
       if fingerprints > 0 {
-        var text = "\(fingerprints) SYN fingerprint(s) (initial TTL, DF, window, MSS, window scale, SACK, timestamps, option order)"
+        var text =
+          "\(fingerprints) SYN fingerprint(s) (initial TTL, DF, window, MSS, window scale, SACK, timestamps, option order)"
         if c.synsWithTimestamps > 0 && c.synsWithoutTimestamps > 0 {
           text += "; \(c.synsWithTimestamps) SYNs with TCP timestamps, \(c.synsWithoutTimestamps) without"
         }
         note(fingerprints, 2, text)
       }
-      let rates = distinct(i, at: Self.rateAt, slots: Self.rateSlots).map { Int($0 & 0xFF_FFFF_FFFF) }.sorted()
+      let rates = distinct(i, at: Self.rateAt, slots: Self.rateSlots).map { Int($0 & 0xFF_FFFF_FFFF) }
+        .sorted()
       if !rates.isEmpty {
-        note(rates.count, 8, "\(rates.count) TCP timestamp clock rate(s): \(rates.map { "\($0) Hz" }.joined(separator: ", "))")
+        note(
+          rates.count, 8,
+          "\(rates.count) TCP timestamp clock rate(s): \(rates.map { "\($0) Hz" }.joined(separator: ", "))")
       }
       let sequences = distinct(i, at: Self.ipIDAt, slots: Self.ipIDSlots).filter {
         ($0 >> 44) & 0xFFF >= UInt64(Self.minimumSequenceConnections)
@@ -341,7 +357,10 @@ public final class HostEvidenceTable {
       }.count
       if !key.v6 && c.ipIDPackets > 0 {
         if sequences > 0 {
-          note(sequences, 0, "\(sequences) interleaved IP ID counter sequence(s) spanning ≥ \(Self.minimumSequenceConnections) connections each")
+          note(
+            sequences, 0,
+            "\(sequences) interleaved IP ID counter sequence(s) spanning ≥ \(Self.minimumSequenceConnections) connections each"
+          )
         } else {
           evidence.append(
             "IP IDs show no host-wide counter (per-connection counters, as Linux ≥ 5.17 uses, or random IDs): no evidence either way"
@@ -354,18 +373,28 @@ public final class HostEvidenceTable {
         runsPerDestination[(v >> 32) & 0xFFFF, default: 0] += 1
       }
       if let runs = runsPerDestination.values.max() {
-        note(runs, 4, "\(runs) interleaved increasing ephemeral-port run(s) (≥ \(Self.minimumRun) connections each) toward one destination")
+        note(
+          runs, 4,
+          "\(runs) interleaved increasing ephemeral-port run(s) (≥ \(Self.minimumRun) connections each) toward one destination"
+        )
       }
       let forwarded = distinct(i, at: Self.forwardedAt, slots: Self.forwardedSlots).count
       if forwarded > 0 {
-        note(forwarded, 16, "\(forwarded) distinct client(s) in X-Forwarded-For/Forwarded/X-Real-IP over \(c.httpRequests) HTTP request head(s) (each NAT leg counts)")
+        note(
+          forwarded, 16,
+          "\(forwarded) distinct client(s) in X-Forwarded-For/Forwarded/X-Real-IP over \(c.httpRequests) HTTP request head(s) (each NAT leg counts)"
+        )
       }
       let agents = distinct(i, at: Self.agentAt, slots: Self.agentSlots).count
       if agents > 0 {
-        note(agents, 32, "\(agents) distinct User-Agent value(s) over \(c.httpRequests) HTTP request head(s) (each NAT leg counts)")
+        note(
+          agents, 32,
+          "\(agents) distinct User-Agent value(s) over \(c.httpRequests) HTTP request head(s) (each NAT leg counts)"
+        )
       }
       let address = AddressBits(high: key.high, low: key.low).address(v6: key.v6)
-      out.append(HostEstimate(address: address, connections: c.connections, estimatedHosts: hosts, evidence: evidence))
+      out.append(
+        HostEstimate(address: address, connections: c.connections, estimatedHosts: hosts, evidence: evidence))
     }
     return out.sorted { $0.address < $1.address }
   }
