@@ -27,7 +27,7 @@ MAX_COUNT = 1000
 MAX_DEADLINE = 120.0
 
 
-def one_request(host: str, port: int, timeout: float) -> dict:
+def one_request(host: str, port: int, timeout: float, extra: str = "", agent: str = "lab-client/1") -> dict:
     result = {"address": None, "localPort": None, "pod": None, "peer": None, "ok": False, "error": None}
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.settimeout(timeout)
@@ -39,7 +39,7 @@ def one_request(host: str, port: int, timeout: float) -> dict:
                 result["address"], result["localPort"] = sock.getsockname()[:2]
             except OSError:
                 pass
-        request = f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lab-client/1\r\nConnection: close\r\n\r\n"
+        request = f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {agent}\r\n{extra}Connection: close\r\n\r\n"
         sock.sendall(request.encode())
         chunks = []
         end = time.monotonic() + timeout
@@ -84,7 +84,13 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=3.0, help="socket timeout, seconds")
     ap.add_argument("--pause", type=float, default=0.02, help="pause between connections, seconds")
     ap.add_argument("--deadline", type=float, default=60.0, help="stop after this many seconds")
+    ap.add_argument("--user-agent", default="lab-client/1", help="User-Agent header value")
+    ap.add_argument("--forwarded-for", default=None, help="send X-Forwarded-For with this address")
     args = ap.parse_args()
+    extra = ""
+    if args.forwarded_for:
+        extra = f"X-Forwarded-For: {ipaddress.ip_address(args.forwarded_for)}\r\n"
+    agent = "".join(c for c in args.user_agent if 32 <= ord(c) < 127)
 
     host, _, port_s = args.target.rpartition(":")
     port = int(port_s)
@@ -101,7 +107,7 @@ def main() -> int:
         if time.monotonic() >= deadline:
             print(f"lab-client {args.name}: deadline reached after {seq} connections", file=sys.stderr)
             return 3
-        res = one_request(host, port, timeout)
+        res = one_request(host, port, timeout, extra, agent)
         res["client"] = args.name
         res["seq"] = seq
         if not res["ok"]:

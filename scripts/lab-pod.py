@@ -14,6 +14,7 @@ safety net it also stops by itself after MAX_SECONDS (default 300).
 import http.server
 import signal
 import socketserver
+import os
 import sys
 import threading
 
@@ -26,6 +27,10 @@ def main() -> int:
     port = int(sys.argv[2])
     max_seconds = float(sys.argv[3]) if len(sys.argv) == 4 else 300.0
     body = (name + "\n").encode()
+    # LAB_POD_COOKIE=NAME: every response sets NAME=<pod name>, the way an ingress's affinity
+    # cookie names the backend it chose (scripts/lab.d/hidden-hosts.sh).
+    cookie = os.environ.get("LAB_POD_COOKIE", "")
+    cookie = cookie if cookie.isidentifier() else ""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -39,6 +44,8 @@ def main() -> int:
             self.send_header("Content-Length", str(len(body)))
             self.send_header("X-Pod", name)
             self.send_header("X-Peer", self.client_address[0])
+            if cookie:
+                self.send_header("Set-Cookie", f"{cookie}={name}; Path=/; HttpOnly")
             self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(body)

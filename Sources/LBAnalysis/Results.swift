@@ -128,6 +128,8 @@ public struct ServiceResult: Sendable {
   public var failedConnections: Int
   /// Connections whose source was translated on this node (masquerade).
   public var sourceTranslatedConnections: Int
+  /// Cookies whose values each land on one backend (plaintext HTTP in packet traces).
+  public var cookieAffinity: [CookieAffinityObservation] = []
 
   /// The name if known, else the first frontend: how findings refer to the service.
   public var label: String { name ?? frontends.first.map { "\(proto)/\($0)" } ?? "?" }
@@ -164,6 +166,8 @@ public struct TranslatedSourceResult: Sendable {
   public var estimatedHosts: Int?
   /// A few of the original sources, sorted, for the report.
   public var exampleSources: [IPAddress]
+  /// The packet evidence behind `estimatedHosts`, one line per signal (packet traces only).
+  public var evidence: [String] = []
 }
 
 public enum Severity: String, Sendable, Comparable {

@@ -90,6 +90,11 @@ public struct DecodedPacket {
   public var hasTimestamp = false
   public var tsValue: UInt32 = 0
   public var tsEcho: UInt32 = 0
+  /// SACK permitted (kind 4, RFC 2018), seen in SYNs.
+  public var sackPermitted = false
+  /// The TCP option kinds in wire order, one byte each, first option in the low byte (at most
+  /// 8; no-ops included, as stacks differ in how they pad): part of a SYN's stack fingerprint.
+  public var tcpOptionKinds: UInt64 = 0
   /// Transport payload (captured part) and its length as the headers declare it.
   public var payload = ByteView(UnsafeRawBufferPointer(start: nil, count: 0))
   public var payloadLength = 0
@@ -133,6 +138,8 @@ public struct DecodedPacket {
     hasTimestamp = false
     tsValue = 0
     tsEcho = 0
+    sackPermitted = false
+    tcpOptionKinds = 0
     payloadLength = 0
     // A view from an earlier packet would point into a buffer that may since have moved.
     payload = ByteView(UnsafeRawBufferPointer(start: nil, count: 0))

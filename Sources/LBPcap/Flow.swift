@@ -104,6 +104,38 @@ public struct FlowRecord: Sendable {
   public var synWindow: UInt16 = 0
   public var synMSS: UInt16 = 0
   public var synWindowScale: UInt8 = 0xFF
+  /// The originator's slot in the trace's `HostEvidenceTable` (-1: not tracked).
+  public var hostSlot: Int32 = -1
+  /// Capture time of `firstTSValue`, and the originator's latest TCP timestamp and its time:
+  /// the connection's timestamp clock rate.
+  public var tsFirstTime: Int64 = 0
+  public var tsLastValue: UInt32 = 0
+  public var tsLastTime: Int64 = 0
+  /// The first data segment each way was examined for an HTTP head.
+  var sawRequestHead = false
+  var sawResponseHead = false
+  /// Up to three cookies (name hash, value hash) from the request's `Cookie` or the response's
+  /// `Set-Cookie`; names and values are in the trace's `HTTPStrings`.
+  public var cookies: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+
+  /// The cookies as (name, value) hash pairs.
+  public var cookiePairs: [(name: UInt64, value: UInt64)] {
+    [(cookies.0, cookies.1), (cookies.2, cookies.3), (cookies.4, cookies.5)].filter { $0.0 != 0 }
+  }
+
+  mutating func addCookie(name: UInt64, value: UInt64) {
+    if cookies.0 == name || cookies.2 == name || cookies.4 == name { return }
+    if cookies.0 == 0 {
+      cookies.0 = name
+      cookies.1 = value
+    } else if cookies.2 == 0 {
+      cookies.2 = name
+      cookies.3 = value
+    } else if cookies.4 == 0 {
+      cookies.4 = name
+      cookies.5 = value
+    }
+  }
 
   public var originator: Endpoint { originatorIsA ? key.aEndpoint : key.bEndpoint }
   public var responder: Endpoint { originatorIsA ? key.bEndpoint : key.aEndpoint }

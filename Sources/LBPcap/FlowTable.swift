@@ -24,6 +24,10 @@ public final class FlowTable {
   public private(set) var evictedByLimit = 0
   public private(set) var flowsStarted = 0
   public private(set) var copies: UInt64 = 0
+  /// Per source address evidence of hidden hosts, fed from the originators' packets.
+  public let hosts: HostEvidenceTable
+  /// Cookie names and values seen in HTTP heads.
+  public let httpStrings = HTTPStrings()
 
   var records: UnsafeMutablePointer<FlowRecord>
   var recordCapacity: Int
@@ -31,8 +35,9 @@ public final class FlowTable {
   var slots: UnsafeMutablePointer<Int32>
   var slotMask: Int
 
-  public init(maxFlows: Int = 1_000_000) {
+  public init(maxFlows: Int = 1_000_000, maxHostAddresses: Int = HostEvidenceTable.defaultMaxAddresses) {
     self.maxFlows = max(16, maxFlows)
+    hosts = HostEvidenceTable(maxAddresses: maxHostAddresses)
     recordCapacity = 1024
     records = .allocate(capacity: recordCapacity)
     slotMask = 4095
@@ -173,11 +178,14 @@ public final class FlowTable {
         record.firstIPID = p.ipID
         record.hasTimestamps = p.hasTimestamp
         record.firstTSValue = p.tsValue
+        record.tsFirstTime = time
         record.joinKey = Self.joinKey(p)
       } else if isTCP && p.tcpFlags & TCPFlags.syn != 0 {
         // Only the SYN-ACK was seen: the originator's ISN is one below what it acknowledges.
         record.joinKey = Self.tcpJoinKey(isn: p.ack &- 1, v6: p.v6)
       }
+      // One dictionary lookup per flow; its packets then use the slot.
+      record.hostSlot = hosts.slot(originatorIsSource ? p.source : p.destination, v6: p.v6)
       index = insert(record, at: s)
     }
     update(&records[index], p, time: time, sourceIsA: sourceIsA)
@@ -261,8 +269,51 @@ public final class FlowTable {
       r.packets.1 &+= 1
       r.bytes.1 &+= length
     }
+    if fromOriginator && r.hostSlot >= 0 { hostEvidence(&r, p, time: time) }
     guard p.proto == 6 else { return }
     tcp(&r, p, time: time, fromOriginator: fromOriginator)
+  }
+
+  /// Hidden-host evidence from one originator packet (not a copy): connection openings give
+  /// TTL, fingerprint and port; every IPv4 packet its IP ID; timestamps their clock.
+  @inline(__always)
+  func hostEvidence(_ r: inout FlowRecord, _ p: DecodedPacket, time: Int64) {
+    let slot = r.hostSlot
+    if p.proto == 6 {
+      if p.tcpFlags & (TCPFlags.syn | TCPFlags.ack) == TCPFlags.syn && !r.sawSYN {
+        let tag = UInt16(truncatingIfNeeded: (p.destination.low ^ p.destination.high) &* 0x9E37_79B9_7F4A_7C15 >> 48)
+        hosts.syn(slot, p, destinationTag: tag ^ p.destinationPort)
+      } else if r.packets.0 == 1 && !r.sawSYN {
+        hosts.firstPacket(slot, p)
+      }
+      if p.hasTimestamp {
+        r.tsLastValue = p.tsValue
+        r.tsLastTime = time
+      }
+    } else if r.packets.0 == 1 {
+      hosts.firstPacket(slot, p)
+    }
+    if !p.v6 && p.ipID != 0 { hosts.ipID(slot, UInt16(truncatingIfNeeded: p.ipID), port: p.sourcePort) }
+  }
+
+  /// The head of the first data segment each way: request headers feed host evidence and
+  /// cookies; a response's `Set-Cookie` feeds cookies.
+  func httpHead(_ r: inout FlowRecord, _ payload: ByteView, fromOriginator: Bool) {
+    if fromOriginator {
+      r.sawRequestHead = true
+      guard HTTP.startsWithMethod(payload, at: 0) else { return }
+      if r.hostSlot >= 0 { hosts.request(r.hostSlot, payload) }
+    } else {
+      r.sawResponseHead = true
+      guard payload.matches("HTTP/1.", at: 0) else { return }
+    }
+    let strings = httpStrings
+    HTTP.headers(payload) { field, start, end in
+      guard field == .cookie || field == .setCookie else { return }
+      HTTP.cookiePairs(payload, start, end, firstOnly: field == .setCookie) { ns, ne, vs, ve in
+        r.addCookie(name: strings.intern(payload, ns, ne), value: strings.intern(payload, vs, ve))
+      }
+    }
   }
 
   @inline(__always)
@@ -329,8 +380,13 @@ public final class FlowTable {
       if retransmitted {
         r.retransmissions &+= 1
         r.addHistory(UInt8(ascii: "T") | upper)
-      } else if fromOriginator && payload > 0 {
-        r.httpRequests &+= HTTP.requestCount(p.payload)
+      } else if payload > 0 {
+        if fromOriginator {
+          r.httpRequests &+= HTTP.requestCount(p.payload)
+          if !r.sawRequestHead { httpHead(&r, p.payload, fromOriginator: true) }
+        } else if !r.sawResponseHead {
+          httpHead(&r, p.payload, fromOriginator: false)
+        }
       }
     }
   }

@@ -28,6 +28,8 @@ public struct NATJoiner {
   var pending: [UInt64: Group] = [:]
   public private(set) var joinedConnections = 0
   public private(set) var oneLegConnections = 0
+  /// Cookies of joined connections, by frontend and backend.
+  public var cookies = CookieAffinityTracker()
 
   public init() {}
 
@@ -115,6 +117,18 @@ public struct NATJoiner {
     o.handshakeRTTNanos = translated.handshakeRTT ?? original.handshakeRTT
     let requests = legs.map(\.httpRequests).max() ?? 0
     if requests > 0 { o.httpRequests = Int(requests) }
+    // Cookie affinity needs both ends: the Service address asked for and the backend reached.
+    if translated.tuple.destination != originalTuple.destination {
+      var seen: [UInt64] = []
+      for leg in legs {
+        for pair in leg.cookiePairs where !seen.contains(pair.name) {
+          seen.append(pair.name)
+          cookies.add(
+            frontend: originalTuple.destination, proto: originalTuple.proto,
+            backend: translated.tuple.destination, name: pair.name, value: pair.value)
+        }
+      }
+    }
     return o
   }
 }

@@ -5,7 +5,8 @@ extension PacketDecoder {
   ///     12 data offset (4 bits) / reserved    13 flags   14 window   16 checksum   18 urgent
   ///     20 options (data offset × 4 − 20 bytes)
   ///
-  /// Options read: MSS (kind 2, RFC 9293), window scale (3) and timestamps (8, RFC 7323). An
+  /// Options read: MSS (kind 2, RFC 9293), window scale (3), SACK permitted (4, RFC 2018) and
+  /// timestamps (8, RFC 7323); the kinds' order is kept for fingerprints. An
   /// option list that runs past the header ends option parsing; the segment still counts.
   mutating func tcp(_ bytes: ByteView, declaredLength: Int) -> DecodeOutcome {
     guard let sp = bytes.u16(0), let dp = bytes.u16(2), let seq = bytes.u32(4),
@@ -42,7 +43,12 @@ extension PacketDecoder {
   /// (kind, length ≥ 2, value).
   mutating func tcpOptions(_ options: ByteView) {
     var at = 0
+    var shift: UInt64 = 0
     while let kind = options.u8(at) {
+      if shift < 64 {
+        packet.tcpOptionKinds |= UInt64(kind) << shift
+        shift += 8
+      }
       if kind == 0 { return }
       if kind == 1 {
         at += 1
@@ -52,6 +58,8 @@ extension PacketDecoder {
       switch (kind, length) {
       case (2, 4):
         packet.mss = options.u16(at + 2) ?? 0
+      case (4, 2):
+        packet.sackPermitted = true
       case (3, 3):
         packet.windowScale = options.u8(at + 2) ?? 0xFF
       case (8, 10):

@@ -6,6 +6,8 @@ public struct TraceOptions: Sendable {
   public var filter: String?
   /// Flows tracked at once (see `FlowTable`); about 300 bytes each.
   public var maxFlows = 1_000_000
+  /// Source addresses examined for hidden hosts (see `HostEvidenceTable`); about 900 bytes each.
+  public var maxHostAddresses = HostEvidenceTable.defaultMaxAddresses
   public init() {}
 }
 
@@ -43,6 +45,10 @@ public final class TraceReader {
   let readers: [CaptureFileReader]
   let filter: BPFFilter?
   public private(set) var totals = TraceTotals()
+  /// Hosts estimated behind each source address with at least two connections, after `run`.
+  public private(set) var hostEstimates: [HostEstimate] = []
+  /// Affinity cookies found in plaintext HTTP, after `run`.
+  public private(set) var cookieAffinity: [CookieAffinityObservation] = []
 
   /// Opens every file (so a missing one fails before any work) and compiles the filter.
   public init(paths: [String], options: TraceOptions = TraceOptions()) throws(PcapError) {
@@ -61,7 +67,7 @@ public final class TraceReader {
   public func run(
     progress: ((TraceProgress) -> Void)? = nil, observe: (ConnectionObservation) -> Void
   ) throws(PcapError) {
-    let table = FlowTable(maxFlows: options.maxFlows)
+    let table = FlowTable(maxFlows: options.maxFlows, maxHostAddresses: options.maxHostAddresses)
     var joiner = NATJoiner()
     var decoder = PacketDecoder()
     var heads: [CapturedPacket?] = []
@@ -71,7 +77,11 @@ public final class TraceReader {
     var sinceSweep = 0
     var totals = TraceTotals()
     var now: Int64 = 0
-    func finish(_ flow: FlowRecord) { joiner.add(flow, emit: observe) }
+    let hosts = table.hosts
+    func finish(_ flow: FlowRecord) {
+      hosts.finished(flow)
+      joiner.add(flow, emit: observe)
+    }
 
     while true {
       // The earliest packet among the files (a handful: a linear scan beats a heap).
@@ -136,6 +146,8 @@ public final class TraceReader {
     table.finishAll(finish: finish)
     joiner.flush(now: nil, emit: observe)
 
+    hostEstimates = hosts.estimates()
+    cookieAffinity = joiner.cookies.results(strings: table.httpStrings)
     totals.copies = table.copies
     totals.flows = table.flowsStarted
     totals.flowsEvictedByLimit = table.evictedByLimit
@@ -155,6 +167,11 @@ public final class TraceReader {
       if totals.flowsEvictedByLimit > 0 {
         first.note(
           "flow table limit of \(options.maxFlows) reached: \(totals.flowsEvictedByLimit) idle flows were finished early, so long connections may count more than once"
+        )
+      }
+      if hosts.addressesDropped > 0 {
+        first.note(
+          "hidden-host evidence kept for \(hosts.maxAddresses) source addresses; \(hosts.addressesDropped) further addresses were not examined"
         )
       }
       if totals.icmpErrors > 0 { first.note("\(totals.icmpErrors) ICMP errors attributed to their flows") }

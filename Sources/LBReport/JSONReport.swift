@@ -76,7 +76,7 @@ public enum JSONReport {
     let listed = maxClients > 0 ? s.clients.prefix(maxClients) : s.clients[...]
     let listedConnections = listed.reduce(0) { $0 + $1.connections }
     let totals = s.clientTotals
-    return .object([
+    var fields: [String: JSON] = [
       "name": .optional(s.name),
       "frontends": .array(s.frontends.map { .string($0.description) }),
       "protocol": .string(s.proto.description),
@@ -103,7 +103,10 @@ public enum JSONReport {
         "connections": .number(s.droppedClientConnections)
       ]),
       "distribution": distribution(s.distribution),
-    ])
+    ]
+    // Only packet traces with plaintext HTTP show cookies; absent otherwise.
+    if !s.cookieAffinity.isEmpty { fields["cookieAffinity"] = .array(s.cookieAffinity.map(cookieAffinity)) }
+    return .object(fields)
   }
 
   static func backend(_ b: BackendResult) -> JSON {
@@ -162,13 +165,27 @@ public enum JSONReport {
   }
 
   static func translatedSource(_ t: TranslatedSourceResult) -> JSON {
-    .object([
+    var fields: [String: JSON] = [
       "address": .string(t.address.description),
       "originalSourceCount": .number(t.originalSourceCount),
       "originalSourceCountIsLowerBound": .bool(t.originalSourceCountIsLowerBound),
       "connections": .number(t.connections),
       "estimatedHosts": .optional(t.estimatedHosts),
       "exampleSources": .array(t.exampleSources.map { .string($0.description) }),
+    ]
+    // Only packet traces measure it; absent rather than empty keeps other reports unchanged.
+    if !t.evidence.isEmpty { fields["evidence"] = .array(t.evidence.map(JSON.string)) }
+    return .object(fields)
+  }
+
+  /// `cookieAffinity` of a service (present only when an affinity cookie was found).
+  static func cookieAffinity(_ c: CookieAffinityObservation) -> JSON {
+    .object([
+      "name": .string(c.name),
+      "values": .number(c.values),
+      "connections": .number(c.connections),
+      "consistency": .double(c.consistency),
+      "example": .string(c.example),
     ])
   }
 

@@ -105,6 +105,10 @@ public struct MarkdownReport {
         }
         out += "\n"
       }
+      for c in s.cookieAffinity {
+        out +=
+          "Cookie affinity: `\(c.name)` — \(c.values) value(s) over \(c.connections) connections, \(NumberText.percent(c.consistency)) on the value's usual backend (e.g. `\(c.example)`).\n\n"
+      }
       out += "Distribution over \(d.backendCount) backends (expected: \(inline(d.expectation))): "
       var stats: [String] = []
       stats.append("max/min \(d.maxMinRatio.map(decimal2) ?? "∞")")
@@ -155,6 +159,13 @@ public struct MarkdownReport {
       let examples = t.exampleSources.map { "`\($0)`" }.joined(separator: ", ")
       out +=
         "| `\(t.address)` | \(count) | \(t.connections) | \(t.estimatedHosts.map(String.init) ?? "–") | \(examples) |\n"
+    }
+    let withEvidence = r.translatedSources.filter { !$0.evidence.isEmpty }
+    if !withEvidence.isEmpty {
+      out += "\nEvidence of hosts behind each address (a lower bound: the largest count of any one signal):\n\n"
+      for t in withEvidence {
+        out += "- `\(t.address)`: " + t.evidence.map(inline).joined(separator: "; ") + "\n"
+      }
     }
     return out + "\n"
   }

@@ -60,7 +60,9 @@ struct PcapCommand: ParsableCommand {
       Failure(error).exit()
     }
     progress?.clear()
-    let result = analyzer.finish(inputs: trace.summaries)
+    var result = analyzer.finish(inputs: trace.summaries)
+    result.addHostEstimates(trace.hostEstimates, options: report.analysisOptions)
+    result.addCookieAffinity(trace.cookieAffinity)
     try Output.write(result, options: report)
   }
 }
