@@ -14,8 +14,14 @@ extension AnalysisResult {
     for i in translatedSources.indices {
       guard let e = byAddress[translatedSources[i].address] else { continue }
       covered.insert(e.address)
-      translatedSources[i].estimatedHosts = e.estimatedHosts
+      // The original sources seen before this node's SNAT are hosts too: packets after the SNAT
+      // all carry the node's own stack, so their evidence alone would say one host.
+      translatedSources[i].estimatedHosts = max(e.estimatedHosts, translatedSources[i].originalSourceCount)
       translatedSources[i].evidence = e.evidence
+      if translatedSources[i].originalSourceCount > e.estimatedHosts {
+        translatedSources[i].evidence.insert(
+          "\(translatedSources[i].originalSourceCount) original source addresses seen before the SNAT", at: 0)
+      }
     }
     // Connections per client address, from the services (the analysis's own count).
     var clientConnections: [IPAddress: Int] = [:]

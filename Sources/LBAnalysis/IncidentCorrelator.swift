@@ -141,12 +141,21 @@ public struct IncidentCorrelator: Sendable {
       groups.compactMap { g in g.rule.map { (joinedLabel(g, names: names), $0) } },
       uniquingKeysWith: { a, _ in a })
 
-    // Translated sources: per address, the source that saw the most connections behind it.
+    // Translated sources: per address, the source that saw the most connections behind it, with
+    // the largest host estimate any source made (only a capture has packet evidence).
     var translated: [IPAddress: TranslatedSourceResult] = [:]
     for source in observed {
-      for t in source.result.translatedSources
-      where (translated[t.address]?.connections ?? -1) < t.connections {
-        translated[t.address] = t
+      for t in source.result.translatedSources {
+        guard var kept = translated[t.address] else {
+          translated[t.address] = t
+          continue
+        }
+        let estimate = [kept.estimatedHosts, t.estimatedHosts].compactMap { $0 }.max()
+        let evidence = kept.evidence.count >= t.evidence.count ? kept.evidence : t.evidence
+        if kept.connections < t.connections { kept = t }
+        kept.estimatedHosts = estimate
+        kept.evidence = evidence
+        translated[t.address] = kept
       }
     }
     let primary = observed.max { $0.result.connections < $1.result.connections }
@@ -158,6 +167,17 @@ public struct IncidentCorrelator: Sendable {
       servicesFilteredOut: observed.map(\.result.servicesFilteredOut).max() ?? 0)
     analysis.findings = diagnose(
       analysis, sources: sources, rules: rulesByLabel, rulesInputs: rules?.inputs ?? [])
+    // Hosts hidden behind addresses that arrive at this node come from packet evidence, which
+    // only a capture's own analysis has.
+    for source in observed {
+      for f in source.result.findings
+      where f.code == "sources-collapsed-by-snat" && f.summary.contains("arriving at this node")
+        && !analysis.findings.contains(where: { $0.summary == f.summary })
+      {
+        analysis.findings.append(f)
+      }
+    }
+    analysis.findings.sort(by: Finding.reportOrder)
     return IncidentResult(analysis: analysis, serviceSources: sources)
   }
 
@@ -268,6 +288,17 @@ public struct IncidentCorrelator: Sendable {
     }
 
     // The rules: name, frontends, backends that got nothing, expected shares, affinity, pins.
+    // Traffic seen only on NodePort / external frontends follows the external shares (under
+    // externalTrafficPolicy Local, only this node's endpoints).
+    let observedFrontends = service.frontends
+    var externalOnly = false
+    if let rule, !observedFrontends.isEmpty {
+      externalOnly = observedFrontends.allSatisfy { seen in
+        rule.frontends.contains { f in
+          f.kind != .clusterIP && f.port == seen.port && (f.address == nil || f.address == seen.address)
+        } && !rule.frontends.contains { $0.kind == .clusterIP && $0.endpoint == seen }
+      }
+    }
     if let rule {
       service.name = rule.name ?? service.name
       for f in rule.frontends {
@@ -317,7 +348,9 @@ public struct IncidentCorrelator: Sendable {
       service.backends[i].observedShare = total > 0 ? Double(c) / Double(total) : nil
       service.backends[i].shareInterval = Statistics.wilsonInterval(successes: c, trials: total)
     }
-    let ruleShares = service.backends.map { $0.expectedShare }
+    let ruleShares = service.backends.map {
+      externalOnly ? ($0.expectedShareExternal ?? $0.expectedShare) : $0.expectedShare
+    }
     let hasRuleShares =
       rule != nil && ruleShares.allSatisfy { $0 != nil } && ruleShares.contains { ($0 ?? 0) > 0 }
     let k = service.backends.count
@@ -328,7 +361,8 @@ public struct IncidentCorrelator: Sendable {
     service.distribution = judge.judge(
       counts: counts, expectedShares: expected,
       expectation: hasRuleShares
-        ? "the rules' expected shares over \(k) endpoints" : "equal split over the \(k) observed backends")
+        ? "the rules' expected shares over \(k) endpoints\(externalOnly ? " for NodePort/external traffic" : "")"
+        : "equal split over the \(k) observed backends")
     if hasRuleShares, expected.contains(where: { abs($0 - 1 / Double(k)) > 1e-6 }) {
       info.equalSplit = judge.judge(
         counts: counts, expectedShares: equal, expectation: "an equal split over the \(k) endpoints")

@@ -61,6 +61,15 @@ extension IncidentCorrelator {
         }
         ruleFindings[stale].evidence.append(ruleWhere)
       }
+      // Masquerade the rules allow and the observations show is the cause to act on.
+      if service.connections > 0, 2 * service.sourceTranslatedConnections >= service.connections,
+        let m = ruleFindings.firstIndex(where: { $0.code == "masquerade-hides-client-ip" })
+      {
+        ruleFindings[m].severity = min(ruleFindings[m].severity, .warning)
+        ruleFindings[m].evidence.insert(
+          "observed: \(service.sourceTranslatedConnections) of \(service.connections) connections reached the backends with the node's address as their source",
+          at: 0)
+      }
       findings.removeAll { f in
         f.service == label && f.code != "affinity-concentrates-traffic"
           && ruleFindings.contains { r in r.code == f.code }
@@ -98,6 +107,14 @@ extension IncidentCorrelator {
             "\(patch(label, #"{"spec":{"sessionAffinity":"None"}}"#)); or, if stickiness is needed, shorten `sessionAffinityConfig.clientIP.timeoutSeconds` or move it to a cookie at the ingress (sources behind NAT gateways share one address)"
         }
         findings[f].evidence.append(evidenceSource)
+      }
+    }
+    // Sources collapsed by this node's own SNAT are the symptom of an observed masquerade.
+    if findings.contains(where: { $0.code == "masquerade-hides-client-ip" && $0.severity <= .warning }) {
+      for f in findings.indices
+      where findings[f].code == "sources-collapsed-by-snat" && findings[f].summary.contains("on this node") {
+        findings[f].severity = .info
+        findings[f].evidence.append("a consequence of the masquerade reported as masquerade-hides-client-ip")
       }
     }
     // One finding per code and service: the most severe, with the others' evidence.

@@ -19,10 +19,14 @@ public struct NATJoiner {
   public var window: Int64 = 2_000_000_000
   /// A group is resolved once no leg has joined it for this long.
   public var hold: Int64 = 5_000_000_000
+  /// A group that already has two tuples waits this long for more: with masquerade a node sees
+  /// three (client → Service, client → Pod after DNAT on a bridge, node → Pod after SNAT).
+  public var pairHold: Int64 = 1_000_000_000
 
   struct Group {
     var legs: [FlowRecord]
     var lastAdded: Int64
+    var paired = false
   }
 
   var pending: [UInt64: Group] = [:]
@@ -40,12 +44,10 @@ public struct NATJoiner {
       return
     }
     if var group = pending.removeValue(forKey: flow.joinKey) {
-      // A second leg with another tuple completes the usual pair (before and after DNAT): resolve
-      // it now, so pending holds only legs still waiting for a partner.
+      // A second leg with another tuple completes the usual pair (before and after DNAT); the
+      // group then waits only `pairHold` for a third (after SNAT).
       if group.legs.contains(where: { $0.tuple != flow.tuple && $0.key.proto == flow.key.proto }) {
-        group.legs.append(flow)
-        resolve(group.legs, emit: emit)
-        return
+        group.paired = true
       }
       group.legs.append(flow)
       group.lastAdded = max(group.lastAdded, flow.lastSeen)
@@ -58,7 +60,8 @@ public struct NATJoiner {
   /// Resolves groups nobody joined for `hold` before capture time `now` (all when `now` is nil).
   public mutating func flush(now: Int64?, emit: (ConnectionObservation) -> Void) {
     var done: [UInt64] = []
-    for (key, group) in pending where now.map({ $0 &- group.lastAdded > hold }) ?? true {
+    for (key, group) in pending
+    where now.map({ $0 &- group.lastAdded > (group.paired ? pairHold : hold) }) ?? true {
       done.append(key)
     }
     // Deterministic output order: by the first leg's start.

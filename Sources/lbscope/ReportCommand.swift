@@ -75,6 +75,8 @@ struct ReportCommand: ParsableCommand {
     if RulesReader.detect(head: head, name: path) != nil { return .rules }
     let text = String(decoding: head.prefix(4096), as: UTF8.self)
     for line in text.split(separator: "\n").prefix(20) {
+      // An empty table is still a conntrack dump: only the summary line conntrack writes.
+      if line.contains("flow entries have been shown") { return .conntrack }
       let words = line.split(separator: " ", omittingEmptySubsequences: true)
       guard let first = words.first else { continue }
       if ["tcp", "udp", "icmp", "sctp", "dccp", "gre", "icmpv6", "udplite", "unknown", "ipv4", "ipv6"]
@@ -202,8 +204,11 @@ extension ReportCommand {
       Failure(error).exit()
     }
     let read = trace.summaries
+    var result = analyzer.finish(inputs: read)
+    result.addHostEstimates(trace.hostEstimates, options: options)
+    result.addCookieAffinity(trace.cookieAffinity)
     let source = ObservedSource(
-      name: "capture", paths: read.map(\.path), result: analyzer.finish(inputs: read),
+      name: "capture", paths: read.map(\.path), result: result,
       holdsBothLegs: trace.totals.joinedConnections > 0)
     return (source, read)
   }

@@ -15,6 +15,15 @@ struct ReportCLITests {
       "nft-affinity", ["conntrack-L.txt", "nft-list-ruleset.txt", "node.pcap"],
       "affinity-concentrates-traffic"
     ),
+    // NodePort traffic under externalTrafficPolicy Local reaches only local endpoints: expected.
+    ("etp-local", ["conntrack-L.txt", "iptables-save.txt", "node.pcap"], nil),
+    ("etp-local-none-drop", ["conntrack-L.txt", "iptables-save.txt", "node.pcap"], "no-local-endpoints"),
+    ("etp-local-none-reject", ["conntrack-L.txt", "iptables-save.txt", "node.pcap"], "no-endpoints"),
+    (
+      "etp-cluster-masq", ["conntrack-L.txt", "iptables-save.txt", "node.pcap"],
+      "masquerade-hides-client-ip"
+    ),
+    ("hidden-hosts", ["conntrack-L.txt", "iptables-save.txt", "node.pcap"], "sources-collapsed-by-snat"),
   ]
 
   func findings(_ scenario: String, _ inputs: [String], extra: [String] = []) throws -> [[String: Any]] {
