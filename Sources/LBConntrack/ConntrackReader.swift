@@ -208,7 +208,8 @@ public struct ConntrackReader {
     // Events and XML are assembled across lines: one pass.
     guard let head = load(0, window) else { return nil }
     if let first = head.firstIndex(where: { !Bytes.isSpace($0) }), head[first] == 0x3C { return nil }  // "<"
-    if Bytes.contains(head, "[NEW]") || Bytes.contains(head, "[UPDATE]") || Bytes.contains(head, "[DESTROY]") {
+    if Bytes.contains(head, "[NEW]") || Bytes.contains(head, "[UPDATE]") || Bytes.contains(head, "[DESTROY]")
+    {
       return nil
     }
 

@@ -8,12 +8,17 @@ import Testing
 func digest(_ result: AnalysisResult) -> [String] {
   var lines = ["connections \(result.connections) withoutDNAT \(result.connectionsWithoutDNAT)"]
   for s in result.services {
-    lines.append("service \(s.proto) \(s.frontends) \(s.connections) failed \(s.failedConnections) \(s.clientTotals)")
+    lines.append(
+      "service \(s.proto) \(s.frontends) \(s.connections) failed \(s.failedConnections) \(s.clientTotals)")
     for b in s.backends {
-      lines.append("  backend \(b.address) \(b.connections) failed \(String(describing: b.failedConnections)) \(String(describing: b.packets))")
+      lines.append(
+        "  backend \(b.address) \(b.connections) failed \(String(describing: b.failedConnections)) \(String(describing: b.packets))"
+      )
     }
     for c in s.clients {
-      lines.append("  client \(c.address) \(c.connections) \(c.backends.map { "\($0.backend)×\($0.connections)" }) \(String(describing: c.sticky))")
+      lines.append(
+        "  client \(c.address) \(c.connections) \(c.backends.map { "\($0.backend)×\($0.connections)" }) \(String(describing: c.sticky))"
+      )
     }
     lines.append("  \(s.distribution.verdict)")
   }
@@ -28,7 +33,10 @@ func digest(_ result: AnalysisResult) -> [String] {
   @Test func mergingPartsGivesTheSameAnalysisAsOnePass() throws {
     var observations: [ConnectionObservation] = []
     let paths =
-      ["affinity-nat/conntrack-L.txt", "uniform/conntrack-L.txt", "affinity-nat/gateways/gw-1-conntrack-L.txt"]
+      [
+        "affinity-nat/conntrack-L.txt", "uniform/conntrack-L.txt",
+        "affinity-nat/gateways/gw-1-conntrack-L.txt",
+      ]
       .map { labRoot.appendingPathComponent($0).path }
     for (i, path) in paths.enumerated() {
       _ = try ConntrackReader().read(path: path, input: i) { observations.append($0) }

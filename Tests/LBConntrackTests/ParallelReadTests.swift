@@ -21,7 +21,8 @@ struct Collector: ObservationSink {
   /// A dump with clean entries, damaged lines, an entry split by the summary line and blank
   /// lines, repeated so that every cut point lands somewhere different.
   func mixedDump() throws -> String {
-    let lab = try String(contentsOf: capturesRoot.appendingPathComponent("affinity-nat/conntrack-L.txt"), encoding: .utf8)
+    let lab = try String(
+      contentsOf: capturesRoot.appendingPathComponent("affinity-nat/conntrack-L.txt"), encoding: .utf8)
     let damaged = """
       cp      6 117 TIME_WAIT src=10.0.0.9 dst=10.96.0.10 sport=41009 dport=80 src=10.244.1.2 dst=10.0.0.9 sport=8080 dport=41009 [ASSURED] mark=0 use=1
       tcp      6 117 TIME_WAIT src=10.0.0.1 dst=10.96.0.10 spoconntrack v1.4.7 (conntrack-tools): 1 flow entries have been shown.
@@ -43,7 +44,8 @@ struct Collector: ObservationSink {
 
   @Test(arguments: [2, 3, 4, 7])
   func aParallelReadEqualsTheOnePassRead(parallelism: Int) throws {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("lbscope-par-\(UUID().uuidString)")
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "lbscope-par-\(UUID().uuidString)")
     try Data(try mixedDump().utf8).write(to: url)
     defer { try? FileManager.default.removeItem(at: url) }
 
