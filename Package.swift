@@ -96,8 +96,13 @@ let package = Package(
       name: "LBReportTests", dependencies: ["LBCore", "LBAnalysis", "LBReport", "LBConntrack"],
       exclude: ["Golden"]),
     .testTarget(name: "LBScopeCLITests", dependencies: ["lbscope"]),
-    .testTarget(name: "LBLiveTests", dependencies: ["LBCore", "LBConntrack", "LBLive", "lbscope"]),
-    .testTarget(name: "LBCaptureTests", dependencies: ["LBCore", "LBCapture", "LBPcap", "LBLive", "lbscope"]),
+    // Labs in network namespaces and the built binary, for the tests that need a live kernel.
+    .target(name: "LBLabSupport", dependencies: ["LBLive"], path: "Tests/LBLabSupport"),
+    .testTarget(
+      name: "LBLiveTests", dependencies: ["LBCore", "LBConntrack", "LBLive", "LBLabSupport", "lbscope"]),
+    .testTarget(
+      name: "LBCaptureTests",
+      dependencies: ["LBCore", "LBCapture", "LBPcap", "LBLive", "LBLabSupport", "lbscope"]),
     .testTarget(name: "LBBundleTests", dependencies: ["LBCore", "LBBundle", "LBLive"]),
   ],
   swiftLanguageModes: [.v6]

@@ -1,6 +1,7 @@
 import Foundation
 import LBCapture
 import LBCore
+import LBLabSupport
 import LBLive
 import LBPcap
 import Testing
@@ -84,10 +85,10 @@ func startCapture(_ lab: Lab, _ arguments: [String]) throws -> ChildProcess {
   let started = ChildProcess.start(
     ["/usr/sbin/ip", "netns", "exec", lab.node, binary, "capture"] + arguments)
   guard case .success(let child) = started else {
-    throw CaptureLabFailure(message: "cannot start lbscope capture")
+    throw LabFailure(message: "cannot start lbscope capture")
   }
   guard child.waitForError(containing: "capturing on", timeout: .seconds(30)) else {
-    throw CaptureLabFailure(message: "lbscope capture did not start")
+    throw LabFailure(message: "lbscope capture did not start")
   }
   return child
 }
@@ -219,7 +220,7 @@ func readJSON(_ path: String) throws -> [String: Any] {
         "--timeout", "20",
       ])
     guard case .success(let collect) = started else {
-      throw CaptureLabFailure(message: "cannot start collect")
+      throw LabFailure(message: "cannot start collect")
     }
     // The capture is the last item: drive once the tools are done.
     #expect(collect.waitForError(containing: "collect: ip addr", timeout: .seconds(60)))

@@ -1,4 +1,5 @@
 import Foundation
+import LBLabSupport
 import Testing
 
 @Suite(.serialized) struct CollectTests {

@@ -1,6 +1,7 @@
 import Foundation
 import LBConntrack
 import LBCore
+import LBLabSupport
 import LBLive
 import Testing
 

@@ -1,4 +1,5 @@
 import Foundation
+import LBLabSupport
 import LBLive
 import Testing
 

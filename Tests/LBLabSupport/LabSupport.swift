@@ -1,16 +1,18 @@
 import Foundation
 import LBLive
-import Testing
 
 #if canImport(Glibc)
   import Glibc
 #endif
 
-let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+public let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
   .deletingLastPathComponent().deletingLastPathComponent()
 
+/// Shared by the test targets that build labs in network namespaces (`scripts/lab-live`) and
+/// run the built binary.
+
 /// The built `lbscope` beside the test bundle, or in `.build/debug`.
-let binary: String = {
+public let binary: String = {
   let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     .appendingPathComponent("lbscope")
   if FileManager.default.isExecutableFile(atPath: beside.path) { return beside.path }
@@ -18,20 +20,20 @@ let binary: String = {
 }()
 
 /// Live tests build network namespaces and read their conntrack tables: root only.
-let isRoot = getuid() == 0
-let needsRoot = "needs root to create network namespaces and read conntrack over netlink"
+public let isRoot = getuid() == 0
+public let needsRoot = "needs root to create network namespaces and read conntrack over netlink"
 
-struct Run {
-  var status: Int32
-  var stdout: String
-  var stderr: String
+public struct Run {
+  public var status: Int32
+  public var stdout: String
+  public var stderr: String
 }
 
 /// Runs a program to completion (at most two minutes) with its output captured.
 @discardableResult
-func run(_ program: String, _ arguments: [String]) throws -> Run {
+public func run(_ program: String, _ arguments: [String]) throws -> Run {
   let outcome = ChildProcess.run([program] + arguments, timeout: .seconds(120))
-  if let failure = outcome.failure { throw CaptureLabFailure(message: "\(program): \(failure)") }
+  if let failure = outcome.failure { throw LabFailure(message: "\(program): \(failure)") }
   return Run(
     status: outcome.status ?? 128 + (outcome.signal ?? 0),
     stdout: String(decoding: outcome.output, as: UTF8.self),
@@ -39,44 +41,45 @@ func run(_ program: String, _ arguments: [String]) throws -> Run {
 }
 
 /// A lab made by `scripts/lab-live` under its own prefix; `close()` tears it down.
-final class Lab {
-  let prefix: String
-  var node: String { "\(prefix)-node" }
-  var nodePath: String { "/var/run/netns/\(node)" }
+public final class Lab {
+  public let prefix: String
+  public var node: String { "\(prefix)-node" }
+  public var nodePath: String { "/var/run/netns/\(node)" }
 
-  init(_ name: String) throws {
+  public init(_ name: String) throws {
     prefix = "lbl-\(name)-\(getpid() % 100_000)"
     let result = try run(repository.appendingPathComponent("scripts/lab-live").path, ["up", prefix])
     guard result.status == 0 else {
-      throw CaptureLabFailure(message: "lab-live up failed: \(result.stderr)")
+      throw LabFailure(message: "lab-live up failed: \(result.stderr)")
     }
   }
 
   /// Drives `count` connections through the Service; returns how many succeeded (the truth).
-  func drive(_ count: Int) throws -> Int {
+  public func drive(_ count: Int) throws -> Int {
     let result = try run(
       repository.appendingPathComponent("scripts/lab-live").path, ["drive", prefix, "\(count)"])
     return Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
   }
 
   /// Runs a command inside the node namespace.
-  func inNode(_ arguments: [String]) throws -> Run {
+  public func inNode(_ arguments: [String]) throws -> Run {
     try run("/usr/sbin/ip", ["netns", "exec", node] + arguments)
   }
 
-  func close() {
+  public func close() {
     _ = try? run(repository.appendingPathComponent("scripts/lab-live").path, ["down", prefix])
   }
 }
 
-struct CaptureLabFailure: Error, CustomStringConvertible {
-  var message: String
-  var description: String { message }
+public struct LabFailure: Error, CustomStringConvertible {
+  public var message: String
+  public init(message: String) { self.message = message }
+  public var description: String { message }
 }
 
-func temporaryDirectory(_ name: String) throws -> String {
+public func temporaryDirectory(_ name: String) throws -> String {
   let path = FileManager.default.temporaryDirectory.appendingPathComponent(
-    "lbscope-capture-\(UUID().uuidString)-\(name)"
+    "lbscope-lab-\(UUID().uuidString)-\(name)"
   ).path
   try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
   return path
