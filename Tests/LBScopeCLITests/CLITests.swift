@@ -19,10 +19,20 @@ struct Run {
 }
 
 func lbscope(_ arguments: [String], stdin: Data? = nil) throws -> Run {
+  try runProcess(binary, arguments, stdin: stdin)
+}
+
+/// Runs a program in the repository with its output captured; `environment` is added to ours.
+func runProcess(
+  _ executable: URL, _ arguments: [String], stdin: Data? = nil, environment: [String: String] = [:]
+) throws -> Run {
   let process = Process()
-  process.executableURL = binary
+  process.executableURL = executable
   process.arguments = arguments
   process.currentDirectoryURL = repository
+  if !environment.isEmpty {
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+  }
   let out = Pipe()
   let err = Pipe()
   process.standardOutput = out

@@ -7,22 +7,7 @@ let jsonschemaAvailable: Bool = {
 }()
 
 func runTool(_ executable: String, _ arguments: [String]) throws -> Run {
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: executable)
-  process.arguments = arguments
-  process.currentDirectoryURL = repository
-  let out = Pipe()
-  let err = Pipe()
-  process.standardOutput = out
-  process.standardError = err
-  process.standardInput = FileHandle.nullDevice
-  try process.run()
-  let outData = out.fileHandleForReading.readDataToEndOfFile()
-  let errData = err.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  return Run(
-    status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-    stderr: String(decoding: errData, as: UTF8.self))
+  try runProcess(URL(fileURLWithPath: executable), arguments)
 }
 
 /// Checks the schema itself against draft 2020-12, then validates each file; prints one line
