@@ -19,9 +19,9 @@ public struct NATJoiner {
   public var window: Int64 = 2_000_000_000
   /// A group is resolved once no leg has joined it for this long.
   public var hold: Int64 = 5_000_000_000
-  /// A group that already has two tuples waits this long for more: with masquerade a node sees
+  /// A group that already has two tuples waits this long (and until the next sweep) for more: with masquerade a node sees
   /// three (client → Service, client → Pod after DNAT on a bridge, node → Pod after SNAT).
-  public var pairHold: Int64 = 1_000_000_000
+  public var pairHold: Int64 = 100_000_000
 
   struct Group {
     var legs: [FlowRecord]
