@@ -12,7 +12,8 @@ nonisolated(unsafe) var selected: FuzzTarget?
 /// Called by libFuzzer once before the first input: picks the target or stops with a usage line.
 @_cdecl("LLVMFuzzerInitialize")
 public func fuzzerInitialize(
-  _ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>
+  _ argc: UnsafeMutablePointer<Int32>,
+  _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>
 ) -> Int32 {
   let name = getenv("LBSCOPE_FUZZ_TARGET").map { String(cString: $0) } ?? ""
   guard let target = FuzzTarget.all.first(where: { $0.name == name }) else {

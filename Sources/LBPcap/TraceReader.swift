@@ -63,6 +63,7 @@ public final class TraceReader {
   ) throws(PcapError) {
     let table = FlowTable(maxFlows: options.maxFlows)
     var joiner = NATJoiner()
+    joiner.maxPending = options.maxFlows
     var decoder = PacketDecoder()
     var heads: [CapturedPacket?] = []
     for reader in readers { heads.append(try reader.next()) }
@@ -155,6 +156,11 @@ public final class TraceReader {
       if totals.flowsEvictedByLimit > 0 {
         first.note(
           "flow table limit of \(options.maxFlows) reached: \(totals.flowsEvictedByLimit) idle flows were finished early, so long connections may count more than once"
+        )
+      }
+      if joiner.resolvedByLimit > 0 {
+        first.note(
+          "NAT join limit of \(options.maxFlows) waiting legs reached: \(joiner.resolvedByLimit) legs were reported without waiting for a partner, so some connections may count on one leg only"
         )
       }
       if totals.icmpErrors > 0 { first.note("\(totals.icmpErrors) ICMP errors attributed to their flows") }

@@ -170,7 +170,9 @@ func lbscopeWithDeadline(
     let output = temporaryPath("report.json")
     FileManager.default.createFile(atPath: output, contents: Data("keep".utf8))
     defer { try? FileManager.default.removeItem(atPath: output) }
-    for command in [["pcap", "captures/uniform/node.pcap"], ["rules", "captures/uniform/iptables-save.txt"]] {
+    for command in [
+      ["pcap", "captures/uniform/node.pcap"], ["rules", "captures/uniform/iptables-save.txt"],
+    ] {
       let refused = try lbscope(command + ["-o", output])
       #expect(refused.status == 73, "\(command[0])")
       #expect(refused.stderr.contains("--force"), "\(command[0]): \(refused.stderr)")
@@ -186,7 +188,10 @@ func lbscopeWithDeadline(
   @Test(.enabled(if: getuid() == 0, "needs root to drop privileges with setpriv"))
   func seventySevenWithoutCapNetAdmin() throws {
     let (run, ended) = try lbscopeWithDeadline(
-      ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", binary.path, "conntrack", "--live"],
+      [
+        "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", binary.path, "conntrack",
+        "--live",
+      ],
       executable: "/usr/bin/setpriv", deadline: 30)
     #expect(ended)
     #expect(run.status == 77)
