@@ -107,3 +107,13 @@ let package = Package(
   ],
   swiftLanguageModes: [.v6]
 )
+
+// Fuzzing (`scripts/fuzz`): one libFuzzer binary over every reader, added only when
+// LBSCOPE_FUZZ is set, so ordinary builds never see it. Sources in Fuzz/, one file per target.
+if Context.environment["LBSCOPE_FUZZ"] != nil {
+  package.targets.append(
+    .executableTarget(
+      name: "lbscope-fuzz",
+      dependencies: ["LBCore", "LBConntrack", "LBRules", "LBPcap", "LBReport"],
+      path: "Fuzz"))
+}

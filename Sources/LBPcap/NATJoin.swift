@@ -22,6 +22,11 @@ public struct NATJoiner {
   /// A group that already has two tuples waits this long (and until the next sweep) for more: with masquerade a node sees
   /// three (client → Service, client → Pod after DNAT on a bridge, node → Pod after SNAT).
   public var pairHold: Int64 = 100_000_000
+  /// Most legs waiting for a partner. Past it (a flood of one-leg flows within `hold`), the tenth
+  /// that waited longest is resolved at once, as connections seen on one leg.
+  public var maxPending = 1_000_000
+  /// Groups resolved early because `maxPending` was reached.
+  public private(set) var resolvedByLimit = 0
 
   struct Group {
     var legs: [FlowRecord]
@@ -54,7 +59,18 @@ public struct NATJoiner {
       pending[flow.joinKey] = group
     } else {
       pending[flow.joinKey] = Group(legs: [flow], lastAdded: flow.lastSeen)
+      if pending.count > maxPending { resolveOldest(emit: emit) }
     }
+  }
+
+  /// Resolves the tenth of `pending` that waited longest (at least one group).
+  mutating func resolveOldest(emit: (ConnectionObservation) -> Void) {
+    var times = pending.values.map(\.lastAdded)
+    times.sort()
+    let cutoff = times[min(times.count - 1, max(0, times.count / 10 - 1))]
+    let before = pending.count
+    resolve(keys: pending.compactMap { $0.value.lastAdded <= cutoff ? $0.key : nil }, emit: emit)
+    resolvedByLimit += before - pending.count
   }
 
   /// Resolves groups nobody joined for `hold` before capture time `now` (all when `now` is nil).
@@ -64,7 +80,12 @@ public struct NATJoiner {
     where now.map({ $0 &- group.lastAdded > (group.paired ? pairHold : hold) }) ?? true {
       done.append(key)
     }
-    // Deterministic output order: by the first leg's start.
+    resolve(keys: done, emit: emit)
+  }
+
+  /// Removes the groups under `keys` from `pending` and resolves them in a deterministic order:
+  /// by the first leg's start.
+  mutating func resolve(keys done: [UInt64], emit: (ConnectionObservation) -> Void) {
     guard !done.isEmpty else { return }
     var groups: [(start: Int64, packet: Int, legs: [FlowRecord])] = []
     groups.reserveCapacity(done.count)

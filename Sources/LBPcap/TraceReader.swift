@@ -69,6 +69,7 @@ public final class TraceReader {
   ) throws(PcapError) {
     let table = FlowTable(maxFlows: options.maxFlows, maxHostAddresses: options.maxHostAddresses)
     var joiner = NATJoiner()
+    joiner.maxPending = options.maxFlows
     var decoder = PacketDecoder()
     var heads: [CapturedPacket?] = []
     for reader in readers { heads.append(try reader.next()) }
@@ -172,6 +173,11 @@ public final class TraceReader {
       if hosts.addressesDropped > 0 {
         first.note(
           "hidden-host evidence kept for \(hosts.maxAddresses) source addresses; \(hosts.addressesDropped) further addresses were not examined"
+        )
+      }
+      if joiner.resolvedByLimit > 0 {
+        first.note(
+          "NAT join limit of \(options.maxFlows) waiting legs reached: \(joiner.resolvedByLimit) legs were reported without waiting for a partner, so some connections may count on one leg only"
         )
       }
       if totals.icmpErrors > 0 { first.note("\(totals.icmpErrors) ICMP errors attributed to their flows") }

@@ -55,6 +55,9 @@ struct IptablesSaveParser {
   var comments: [String: String] = [:]
   var listNames: [String: String] = [:]
   var lastLineCut = false
+  /// The line of the `*table` header whose `COMMIT` has not been seen yet, if any.
+  var openTableLine: Int?
+  var lastLine = 0
 
   init(summary: InputSummary) {
     self.summary = summary
@@ -69,6 +72,7 @@ struct IptablesSaveParser {
     guard let first = line.firstIndex(where: { !RuleText.isSpace($0) }) else { return }
     let text = UnsafeRawBufferPointer(rebasing: line[first...])
     summary.records += 1
+    lastLine = number
     if overlong {
       issue(.malformed, number, "line longer than \(IptablesSaveReader.maxLineLength) bytes")
       return
@@ -97,6 +101,7 @@ struct IptablesSaveParser {
     case 0x2A:  // "*"
       table = RuleText.string(UnsafeRawBufferPointer(rebasing: text.dropFirst()))
       sawTableHeader = true
+      openTableLine = number
       if table.isEmpty {
         table = "nat"
         issue(.malformed, number, "table header without a name")
@@ -106,7 +111,10 @@ struct IptablesSaveParser {
     case 0x5B, 0x2D:  // "[" or "-"
       rule(text, number: number)
     default:
-      if RuleText.equals(text, "COMMIT") { return }
+      if RuleText.equals(text, "COMMIT") {
+        openTableLine = nil
+        return
+      }
       if RuleText.hasPrefix(text, "Chain ") || RuleText.hasPrefix(text, "target ") {
         issue(
           .unsupported, number,
@@ -120,6 +128,10 @@ struct IptablesSaveParser {
   }
 
   mutating func finish() {
+    // iptables-save closes every table with COMMIT: a table left open means the dump was cut.
+    if let open = openTableLine {
+      issue(.truncated, lastLine, "table \(table) (line \(open)) has no COMMIT: the dump ends early")
+    }
     if summary.truncated > 0 { summary.partial = true }
   }
 
