@@ -2,18 +2,18 @@
   import Glibc
 #endif
 
-/// Byte-level helpers for text parsers. Every function takes a buffer that is exactly the
-/// token and never reads outside it.
-enum Bytes {
-  @inline(__always)
-  static func equals(_ token: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+/// Byte-level helpers for text parsers (the conntrack and rules readers). Every function takes a
+/// buffer that is exactly the token and never reads outside it.
+public enum Bytes {
+  @inlinable
+  public static func equals(_ token: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
     let count = literal.utf8CodeUnitCount
     guard token.count == count, let base = token.baseAddress else { return false }
     return memcmp(base, literal.utf8Start, count) == 0
   }
 
-  @inline(__always)
-  static func hasPrefix(_ token: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+  @inlinable
+  public static func hasPrefix(_ token: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
     let count = literal.utf8CodeUnitCount
     guard token.count >= count, let base = token.baseAddress else { return false }
     return memcmp(base, literal.utf8Start, count) == 0
@@ -27,8 +27,8 @@ enum Bytes {
   }
 
   /// A decimal number of at most 19 digits; `nil` for anything else.
-  @inline(__always)
-  static func decimal(_ token: UnsafeRawBufferPointer) -> UInt64? {
+  @inlinable
+  public static func decimal(_ token: UnsafeRawBufferPointer) -> UInt64? {
     if token.isEmpty || token.count > 19 { return nil }
     var value: UInt64 = 0
     for byte in token {
@@ -39,11 +39,11 @@ enum Bytes {
     return value
   }
 
-  @inline(__always)
-  static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+  @inlinable
+  public static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
 
   /// The text of a token, for messages. Replaces bytes that are not printable ASCII.
-  static func text(_ token: UnsafeRawBufferPointer, limit: Int = 60) -> String {
+  public static func text(_ token: UnsafeRawBufferPointer, limit: Int = 60) -> String {
     var scalars = String.UnicodeScalarView()
     for byte in token.prefix(limit) {
       scalars.append(

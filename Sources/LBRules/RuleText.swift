@@ -1,3 +1,4 @@
+import LBConntrack
 import LBCore
 
 #if canImport(Glibc)
@@ -20,33 +21,22 @@ struct Token {
 /// Byte helpers for the rules readers. Every function takes a buffer that is exactly the token
 /// and never reads outside it.
 enum RuleText {
+  // The general byte helpers are LBConntrack's `Bytes`; these names keep the rules readers short.
   @inline(__always)
   static func equals(_ token: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
-    let count = literal.utf8CodeUnitCount
-    guard token.count == count, let base = token.baseAddress else { return false }
-    return memcmp(base, literal.utf8Start, count) == 0
+    Bytes.equals(token, literal)
   }
 
   @inline(__always)
   static func hasPrefix(_ token: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
-    let count = literal.utf8CodeUnitCount
-    guard token.count >= count, let base = token.baseAddress else { return false }
-    return memcmp(base, literal.utf8Start, count) == 0
+    Bytes.hasPrefix(token, literal)
   }
 
-  @inline(__always) static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+  @inline(__always) static func isSpace(_ byte: UInt8) -> Bool { Bytes.isSpace(byte) }
 
   /// A decimal number of at most 19 digits; `nil` for anything else.
-  static func decimal(_ token: UnsafeRawBufferPointer) -> UInt64? {
-    if token.isEmpty || token.count > 19 { return nil }
-    var value: UInt64 = 0
-    for byte in token {
-      let digit = byte &- 0x30
-      if digit > 9 { return nil }
-      value = value &* 10 &+ UInt64(digit)
-    }
-    return value
-  }
+  @inline(__always)
+  static func decimal(_ token: UnsafeRawBufferPointer) -> UInt64? { Bytes.decimal(token) }
 
   /// `0x4000` or `16384`.
   static func number32(_ token: UnsafeRawBufferPointer) -> UInt32? {
@@ -105,11 +95,7 @@ enum RuleText {
 
   /// The text of a token for messages: printable ASCII only, cut at `limit`.
   static func excerpt(_ token: UnsafeRawBufferPointer, limit: Int = 60) -> String {
-    var scalars = String.UnicodeScalarView()
-    for byte in token.prefix(limit) {
-      scalars.append((0x20..<0x7F).contains(byte) ? Unicode.Scalar(byte) : Unicode.Scalar(0x3F as UInt8))
-    }
-    return String(scalars) + (token.count > limit ? "…" : "")
+    Bytes.text(token, limit: limit)
   }
 
   /// Splits a line into words: spaces separate, a word in double quotes may hold spaces and
