@@ -103,12 +103,18 @@ struct ReportCommand: ParsableCommand {
       if Bundle.isBundle(path) {
         let bundle = try Bundle.open(path)
         c.bundles.append(bundle)
-        for file in bundle.files {
+        // A tool that printed nothing (no IPv6 rules, no IPVS) left an empty file: nothing to read.
+        for file in bundle.files where !InputPath.isEmptyFile(file.path) {
           switch file.kind {
           case .conntrack?: c.conntrack.append((file.path, path + "/" + file.name, false))
           case .conntrackEvents?: c.conntrack.append((file.path, path + "/" + file.name, true))
           case .pcap?: c.captures.append(file.path)
-          case .iptablesSave?, .nft?, .ipvs?, .xtRecent?: c.rules.append(file.path)
+          case .nft?:
+            // On a node in iptables mode, `nft list ruleset` shows iptables-nft's copy of the
+            // rules iptables-save already gave (without their probabilities): only kube-proxy's
+            // own nftables-mode tables are read from it.
+            if InputPath.contains(file.path, "kube-proxy {") { c.rules.append(file.path) }
+          case .iptablesSave?, .ipvs?, .xtRecent?: c.rules.append(file.path)
           default: continue
           }
         }
@@ -263,5 +269,33 @@ enum InputPath {
   static func isDirectoryPath(_ path: String) -> Bool {
     var status = stat()
     return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR
+  }
+
+  /// Whether a file contains `needle` (read in 1 MiB chunks, so a large ruleset is never held).
+  static func contains(_ path: String, _ needle: String) -> Bool {
+    guard let fd = try? FileDescriptor.open(FilePath(path), .readOnly) else { return false }
+    defer { try? fd.close() }
+    let pattern = Array(needle.utf8)
+    var window: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    while let count = try? chunk.withUnsafeMutableBytes({ try fd.read(into: $0) }), count > 0 {
+      // Keep the tail of the last chunk, so a match across the boundary is found.
+      window = Array(window.suffix(pattern.count - 1)) + chunk[..<count]
+      if window.count >= pattern.count,
+        window.indices.dropLast(pattern.count - 1).contains(where: {
+          window[$0..<($0 + pattern.count)].elementsEqual(pattern)
+        })
+      {
+        return true
+      }
+    }
+    return false
+  }
+
+  /// A regular file holding nothing, such as a bundle's `ip6tables-save.txt` on a node without
+  /// IPv6 rules.
+  static func isEmptyFile(_ path: String) -> Bool {
+    var status = stat()
+    return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG && status.st_size == 0
   }
 }

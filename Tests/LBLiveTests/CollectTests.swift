@@ -31,6 +31,21 @@ import Testing
     #expect(servicesSection(separate.stdout).contains("\"connections\": 16"))
     #expect(fromArchive.stdout.contains("node.tar.gz/conntrack-L.txt"))
 
+    // `lbscope report` on the bundle finds what it finds in the separate files.
+    try saved.stdout.write(toFile: dir + "/iptables-save.txt", atomically: true, encoding: .utf8)
+    func findings(_ arguments: [String]) throws -> [String] {
+      let report = try run(binary, ["report", "-f", "json"] + arguments)
+      #expect([0, 1].contains(report.status), "\(report.stderr)")
+      let object = try JSONSerialization.jsonObject(with: Data(report.stdout.utf8)) as? [String: Any]
+      let list = try #require(object?["findings"] as? [[String: Any]])
+      let services = try #require(object?["services"] as? [[String: Any]])
+      return list.map { "\($0["severity"] ?? "") \($0["code"] ?? "") \($0["service"] ?? "")" }
+        + services.map { "\($0["name"] ?? "") \($0["connections"] ?? "")" }
+    }
+    let bundleFindings = try findings([bundle])
+    #expect(bundleFindings == (try findings([dir + "/conntrack-L.txt", dir + "/iptables-save.txt"])))
+    #expect(bundleFindings.contains { $0.hasSuffix(" 16") }, "\(bundleFindings)")
+
     // iptables-save -c taken by collect equals the one taken by hand: the same rules, and the
     // same counters on the Service's rules (the node's own stray packets, such as a late RST,
     // may move the chain policies' and OUTPUT's counters in between).
