@@ -98,7 +98,7 @@ public struct BundleManifest: Sendable, Equatable {
 
   /// Parses a manifest; `nil` when it is not one.
   public static func parse(_ bytes: [UInt8]) -> BundleManifest? {
-    guard case .object(let o)? = JSONParser.parse(bytes), case .array(let items)? = o["items"] else {
+    guard case .object(let o)? = try? JSONParser().parse(bytes), case .array(let items)? = o["items"] else {
       return nil
     }
     var version = ""

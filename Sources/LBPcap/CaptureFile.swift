@@ -503,22 +503,42 @@ public final class CaptureFileReader {
   /// Enhanced packet: interface id, timestamp high, low, captured length, original length, data
   /// padded to 4, options.
   func enhancedPacket(_ body: ByteView, offset: Int) -> CapturedPacket? {
-    guard let id = body.u32(0, bigEndian: bigEndian), let high = body.u32(4, bigEndian: bigEndian),
-      let low = body.u32(8, bigEndian: bigEndian), let captured = body.u32(12, bigEndian: bigEndian),
-      let original = body.u32(16, bigEndian: bigEndian)
-    else {
+    guard let id = body.u32(0, bigEndian: bigEndian) else {
       damaged(.truncated, "enhanced packet block too short")
       return nil
     }
-    guard let data = body.slice(20, Int(captured)) else {
-      damaged(.malformed, "enhanced packet's captured length \(captured) runs past its block")
+    return timestampedPacket(body, offset: offset, interface: Int(id), name: "enhanced packet")
+  }
+
+  /// Obsolete packet block: interface id (16), drops (16), then the enhanced packet's layout.
+  func obsoletePacket(_ body: ByteView, offset: Int) -> CapturedPacket? {
+    guard let id = body.u16(0, bigEndian: bigEndian) else {
+      damaged(.truncated, "packet block too short")
       return nil
     }
-    guard let interface = interfaceOrIssue(Int(id)) else { return nil }
+    return timestampedPacket(body, offset: offset, interface: Int(id), name: "packet")
+  }
+
+  /// The layout both blocks share after the interface id: timestamp high, low (offsets 4 and
+  /// 8), captured length, original length, data at 20.
+  func timestampedPacket(_ body: ByteView, offset: Int, interface id: Int, name: String)
+    -> CapturedPacket?
+  {
+    guard let high = body.u32(4, bigEndian: bigEndian), let low = body.u32(8, bigEndian: bigEndian),
+      let captured = body.u32(12, bigEndian: bigEndian), let original = body.u32(16, bigEndian: bigEndian)
+    else {
+      damaged(.truncated, "\(name) block too short")
+      return nil
+    }
+    guard let data = body.slice(20, Int(captured)) else {
+      damaged(.malformed, "\(name)'s captured length \(captured) runs past its block")
+      return nil
+    }
+    guard let interface = interfaceOrIssue(id) else { return nil }
     let units = UInt64(high) << 32 | UInt64(low)
     return CapturedPacket(
       timestamp: nanoseconds(units, interface: interface), linkType: interface.linkType,
-      interface: interfaceBase + Int(id), originalLength: Int(original), data: data, number: 0,
+      interface: interfaceBase + id, originalLength: Int(original), data: data, number: 0,
       fileOffset: offset)
   }
 
@@ -536,28 +556,6 @@ public final class CaptureFileReader {
     return CapturedPacket(
       timestamp: 0, linkType: interface.linkType, interface: interfaceBase, originalLength: Int(original),
       data: data, number: 0, fileOffset: offset)
-  }
-
-  /// Obsolete packet block: interface id (16), drops (16), timestamp high, low, captured
-  /// length, original length, data.
-  func obsoletePacket(_ body: ByteView, offset: Int) -> CapturedPacket? {
-    guard let id = body.u16(0, bigEndian: bigEndian), let high = body.u32(4, bigEndian: bigEndian),
-      let low = body.u32(8, bigEndian: bigEndian), let captured = body.u32(12, bigEndian: bigEndian),
-      let original = body.u32(16, bigEndian: bigEndian)
-    else {
-      damaged(.truncated, "packet block too short")
-      return nil
-    }
-    guard let data = body.slice(20, Int(captured)) else {
-      damaged(.malformed, "packet block's captured length \(captured) runs past its block")
-      return nil
-    }
-    guard let interface = interfaceOrIssue(Int(id)) else { return nil }
-    let units = UInt64(high) << 32 | UInt64(low)
-    return CapturedPacket(
-      timestamp: nanoseconds(units, interface: interface), linkType: interface.linkType,
-      interface: interfaceBase + Int(id), originalLength: Int(original), data: data, number: 0,
-      fileOffset: offset)
   }
 
   /// Counts a per-packet problem; the message is built only while examples are kept, so
