@@ -33,10 +33,57 @@ public struct ConnectionAnalyzer: Sendable {
     var bits: UInt64 { address.indexBits &* 0x1_0000_0001 ^ UInt64(UInt32(bitPattern: service)) }
   }
 
+  /// A client with its connections and its first two backends. Most clients use one or two
+  /// backends, so one lookup finds the client and its pairs in one cache line; a third backend
+  /// on goes to `pairIndex`.
+  struct ClientRecord: IndexRecord {
+    var key: ClientKey
+    var connections: Int32
+    var backend0: Int32 = -1
+    var count0: Int32 = 0
+    var backend1: Int32 = -1
+    var count1: Int32 = 0
+
+    init(key: ClientKey, connections: Int32) {
+      self.key = key
+      self.connections = connections
+    }
+
+    /// Credits `count` connections to `backend` if one of the two inline pairs is (or can
+    /// become) `backend`'s; `false` when both hold other backends.
+    @inline(__always)
+    mutating func credit(_ backend: Int32, count: Int32) -> Bool {
+      if backend0 == backend {
+        count0 += count
+      } else if backend0 < 0 {
+        backend0 = backend
+        count0 = count
+      } else if backend1 == backend {
+        count1 += count
+      } else if backend1 < 0 {
+        backend1 = backend
+        count1 = count
+      } else {
+        return false
+      }
+      return true
+    }
+  }
+
   /// A (client, backend) pair, both as indices.
   struct PairKey: IndexKey {
     var raw: UInt64
     var bits: UInt64 { raw }
+    init(client: Int32, backend: Int32) {
+      raw = UInt64(UInt32(bitPattern: client)) << 32 | UInt64(UInt32(bitPattern: backend))
+    }
+    var client: Int32 { Int32(truncatingIfNeeded: raw >> 32) }
+    var backend: Int32 { Int32(truncatingIfNeeded: raw & 0xFFFF_FFFF) }
+  }
+
+  struct PairRecord: IndexRecord {
+    var key: PairKey
+    var count: Int32
   }
 
   struct AddressKey: IndexKey {
@@ -84,14 +131,11 @@ public struct ConnectionAnalyzer: Sendable {
   var serviceTallies: [ServiceTally] = []
   var routeIndex = HashIndex<RouteKey>(minimumCapacity: 1024)
   var backendTallies: [BackendTally] = []
-  var clientIndex = HashIndex<ClientKey>(minimumCapacity: 1 << 14)
-  /// Per client: its service and its connections.
-  var clientService: [Int32] = []
-  var clientConnections: [Int32] = []
-  var pairIndex = HashIndex<PairKey>(minimumCapacity: 1 << 14)
-  var pairCounts: [Int32] = []
-  /// Pairs merged in from other analyzers, not looked up: a pair may repeat one in `pairIndex`
-  /// or another here, and `finish` adds the repeats together.
+  var clientIndex = HashIndex<ClientRecord>(minimumCapacity: 1 << 14)
+  /// Client–backend pairs past the two a `ClientRecord` holds.
+  var pairIndex = HashIndex<PairRecord>(minimumCapacity: 1 << 10)
+  /// Pairs merged in from other analyzers, not looked up: a pair may repeat one held elsewhere,
+  /// and `finish` adds the repeats together.
   var mergedPairs: [(client: Int32, backend: Int32, count: Int32)] = []
   var translatedIndex = HashIndex<AddressKey>()
   var translatedTallies: [TranslatedTally] = []
@@ -145,7 +189,11 @@ public struct ConnectionAnalyzer: Sendable {
       let client = clientIndex(
         ClientKey(service: Int32(serviceNumber), address: observation.client.address), count: 1)
     else { return }
-    addPair(client: client, backend: backend, count: 1)
+    if !clientIndex[client].credit(backend, count: 1) {
+      let (index, inserted) = pairIndex.insert(
+        PairRecord(key: PairKey(client: client, backend: backend), count: 1))
+      if !inserted { pairIndex[index].count += 1 }
+    }
   }
 
   /// The backend (route) index for `key`, made on first use; `nil` when `--service` leaves the
@@ -168,27 +216,19 @@ public struct ConnectionAnalyzer: Sendable {
   /// `nil` when the service already holds `maxClientsPerService` clients.
   @inline(__always)
   mutating func clientIndex(_ key: ClientKey, count: Int32) -> Int32? {
-    if let known = clientIndex.find(key) {
-      clientConnections[Int(known)] += count
+    switch clientIndex.probe(key) {
+    case .found(let known):
+      clientIndex[known].connections += count
       return known
+    case .vacant(let slot, let tag):
+      let service = Int(key.service)
+      guard serviceTallies[service].clients < options.maxClientsPerService else {
+        serviceTallies[service].droppedClientConnections += Int(count)
+        return nil
+      }
+      serviceTallies[service].clients += 1
+      return clientIndex.insert(ClientRecord(key: key, connections: count), slot: slot, tag: tag)
     }
-    let service = Int(key.service)
-    guard serviceTallies[service].clients < options.maxClientsPerService else {
-      serviceTallies[service].droppedClientConnections += Int(count)
-      return nil
-    }
-    serviceTallies[service].clients += 1
-    let (index, _) = clientIndex.insert(key)
-    clientService.append(key.service)
-    clientConnections.append(count)
-    return index
-  }
-
-  @inline(__always)
-  mutating func addPair(client: Int32, backend: Int32, count: Int32) {
-    let key = PairKey(raw: UInt64(UInt32(bitPattern: client)) << 32 | UInt64(UInt32(bitPattern: backend)))
-    let (index, inserted) = pairIndex.insert(key)
-    if inserted { pairCounts.append(count) } else { pairCounts[Int(index)] += count }
   }
 
   mutating func addTranslated(_ address: IPAddress, source: IPAddress, connections count: Int = 1) {
@@ -250,15 +290,18 @@ public struct ConnectionAnalyzer: Sendable {
       backendTallies[Int(index)].hasHTTP = backendTallies[Int(index)].hasHTTP || theirs.hasHTTP
     }
     var clientMap = [Int32](repeating: -1, count: other.clientIndex.count)
-    for (i, key) in other.clientIndex.keys.enumerated() {
-      let mapped = ClientKey(service: serviceMap[Int(key.service)], address: key.address)
-      clientMap[i] = clientIndex(mapped, count: other.clientConnections[i]) ?? -1
+    for (i, record) in other.clientIndex.records.enumerated() {
+      let mapped = ClientKey(service: serviceMap[Int(record.key.service)], address: record.key.address)
+      guard let client = clientIndex(mapped, count: record.connections) else { continue }
+      clientMap[i] = client
+      if record.backend0 >= 0 { creditMerged(client, backendMap[Int(record.backend0)], record.count0) }
+      if record.backend1 >= 0 { creditMerged(client, backendMap[Int(record.backend1)], record.count1) }
     }
     mergedPairs.reserveCapacity(mergedPairs.count + other.pairIndex.count + other.mergedPairs.count)
-    for (i, key) in other.pairIndex.keys.enumerated() {
-      let client = clientMap[Int(key.raw >> 32)]
+    for pair in other.pairIndex.records {
+      let client = clientMap[Int(pair.key.client)]
       guard client >= 0 else { continue }
-      mergedPairs.append((client, backendMap[Int(key.raw & 0xFFFF_FFFF)], other.pairCounts[i]))
+      mergedPairs.append((client, backendMap[Int(pair.key.backend)], pair.count))
     }
     for pair in other.mergedPairs {
       let client = clientMap[Int(pair.client)]
@@ -278,23 +321,32 @@ public struct ConnectionAnalyzer: Sendable {
     }
   }
 
+  /// Credits a merged pair inline when the client record has room for it, else lists it.
+  @inline(__always)
+  private mutating func creditMerged(_ client: Int32, _ backend: Int32, _ count: Int32) {
+    if !clientIndex[client].credit(backend, count: count) { mergedPairs.append((client, backend, count)) }
+  }
+
   /// Finishes the analysis: distributions, stickiness, findings.
   public func finish(inputs: [InputSummary]) -> AnalysisResult {
     // Backends and clients grouped by service; pairs grouped by client.
     var backendsOf = [[Int32]](repeating: [], count: serviceIndex.count)
     for (b, tally) in backendTallies.enumerated() { backendsOf[Int(tally.service)].append(Int32(b)) }
     var clientsOf = [[Int32]](repeating: [], count: serviceIndex.count)
-    for (c, service) in clientService.enumerated() { clientsOf[Int(service)].append(Int32(c)) }
+    for (c, record) in clientIndex.records.enumerated() {
+      clientsOf[Int(record.key.service)].append(Int32(c))
+    }
+    // Pairs beyond the two each client record holds, grouped by client.
     var pairStart = [Int32](repeating: 0, count: clientIndex.count + 1)
-    for key in pairIndex.keys { pairStart[Int(key.raw >> 32) + 1] += 1 }
+    for pair in pairIndex.records { pairStart[Int(pair.key.client) + 1] += 1 }
     for pair in mergedPairs { pairStart[Int(pair.client) + 1] += 1 }
     for c in 0..<clientIndex.count { pairStart[c + 1] += pairStart[c] }
     var fill = pairStart
     var pairsByClient = [(backend: Int32, count: Int32)](
       repeating: (0, 0), count: pairIndex.count + mergedPairs.count)
-    for (i, key) in pairIndex.keys.enumerated() {
-      let c = Int(key.raw >> 32)
-      pairsByClient[Int(fill[c])] = (Int32(truncatingIfNeeded: key.raw & 0xFFFF_FFFF), pairCounts[i])
+    for pair in pairIndex.records {
+      let c = Int(pair.key.client)
+      pairsByClient[Int(fill[c])] = (pair.key.backend, pair.count)
       fill[c] += 1
     }
     for pair in mergedPairs {
@@ -388,6 +440,9 @@ public struct ConnectionAnalyzer: Sendable {
     /// merge are added together.
     func backendCounts(_ c: Int32) -> [(index: Int32, count: Int32)] {
       counts.removeAll(keepingCapacity: true)
+      let record = clientIndex[c]
+      if record.backend0 >= 0 { counts.append((position[Int(record.backend0)], record.count0)) }
+      if record.backend1 >= 0 { counts.append((position[Int(record.backend1)], record.count1)) }
       for p in Int(pairStart[Int(c)])..<Int(pairStart[Int(c) + 1]) {
         counts.append((position[Int(pairs[p].backend)], pairs[p].count))
       }
@@ -408,7 +463,7 @@ public struct ConnectionAnalyzer: Sendable {
     var sticky = [Bool?](repeating: nil, count: clientIDs.count)
     var stickyP = [Double?](repeating: nil, count: clientIDs.count)
     for (i, c) in clientIDs.enumerated() {
-      let n = Int(clientConnections[Int(c)])
+      let n = Int(clientIndex[c].connections)
       (sticky[i], stickyP[i]) = stickiness(connections: n, counts: backendCounts(c), expected: expected)
       totals.clients += 1
       totals.connections += n
@@ -425,7 +480,7 @@ public struct ConnectionAnalyzer: Sendable {
       let list = backendCounts(c)
       clients.append(
         ClientResult(
-          address: clientIndex.keys[Int(c)].address, connections: Int(clientConnections[Int(c)]),
+          address: clientIndex[c].key.address, connections: Int(clientIndex[c].connections),
           backends: list.map { (backend: backends[Int($0.index)].address, connections: Int($0.count)) },
           sticky: sticky[i], stickyPValue: stickyP[i]))
     }
@@ -450,7 +505,7 @@ public struct ConnectionAnalyzer: Sendable {
     if limit > 0 && clientIDs.count > limit {
       // The cut-off: the largest count c with at least `limit` clients at c or more.
       var histogram: [Int: Int] = [:]
-      for c in clientIDs { histogram[Int(clientConnections[Int(c)]), default: 0] += 1 }
+      for c in clientIDs { histogram[Int(clientIndex[c].connections), default: 0] += 1 }
       var atLeast = 0
       var cutoff = 0
       for count in histogram.keys.sorted(by: >) {
@@ -460,13 +515,13 @@ public struct ConnectionAnalyzer: Sendable {
           break
         }
       }
-      candidates = candidates.filter { Int(clientConnections[Int(clientIDs[$0])]) >= cutoff }
+      candidates = candidates.filter { Int(clientIndex[clientIDs[$0]].connections) >= cutoff }
     }
     candidates.sort {
-      let l = clientConnections[Int(clientIDs[$0])]
-      let r = clientConnections[Int(clientIDs[$1])]
-      if l != r { return l > r }
-      return clientIndex.keys[Int(clientIDs[$0])].address < clientIndex.keys[Int(clientIDs[$1])].address
+      let l = clientIndex[clientIDs[$0]]
+      let r = clientIndex[clientIDs[$1]]
+      if l.connections != r.connections { return l.connections > r.connections }
+      return l.key.address < r.key.address
     }
     if limit > 0 && candidates.count > limit { candidates.removeLast(candidates.count - limit) }
     return candidates

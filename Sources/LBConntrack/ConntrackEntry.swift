@@ -42,7 +42,7 @@ public struct ConntrackTuple: Sendable, Hashable {
 
 /// One line of `conntrack -L`, `conntrack -L -o extended`, `/proc/net/nf_conntrack`,
 /// `conntrack -E`, or one `<flow>` of `-o xml`, decoded without allocation.
-public struct ConntrackEntry: Sendable {
+public struct ConntrackEntry: Sendable, Equatable {
   public var event: ConntrackEvent?
   public var proto: TransportProtocol = .tcp
   /// Seconds left before the entry expires; absent in destroy events.

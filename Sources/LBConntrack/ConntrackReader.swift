@@ -337,6 +337,13 @@ struct TextPass {
       splicedLines.append(joinedAt)
       return
     }
+    // Most lines take the fast path; it decodes exactly what the general parser would.
+    if let entry = CommonLineParser.parse(line, number: number) {
+      summary.records += 1
+      usefulLines += 1
+      if let observation = entry.observation(input: input) { observe(observation) }
+      return
+    }
     let outcome = ConntrackLineParser.parse(line, number: number)
     // Only a line that is not a clean entry is worth these extra scans.
     var suspicious = false

@@ -1,0 +1,118 @@
+import Foundation
+import Testing
+
+@testable import LBConntrack
+
+/// The fast path (`CommonLineParser`) must decode every line it accepts exactly as the general
+/// parser does, and must accept the lines real tables are made of.
+@Suite struct CommonLineParserTests {
+  /// Every line of every conntrack text in captures/ and ../shared/corpus.
+  func realLines() throws -> [(file: String, line: String)] {
+    var urls = files(in: corpusRoot.appendingPathComponent("conntrack"))
+    for scenario in files(in: capturesRoot) {
+      urls += files(in: scenario).filter {
+        $0.lastPathComponent.hasPrefix("conntrack-") && $0.pathExtension == "txt"
+          || $0.lastPathComponent == "nf_conntrack.txt"
+      }
+    }
+    var lines: [(String, String)] = []
+    for url in urls {
+      let text = try String(contentsOf: url, encoding: .isoLatin1)
+      for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        lines.append((url.lastPathComponent, String(line)))
+      }
+    }
+    return lines
+  }
+
+  func fast(_ text: String) -> ConntrackEntry? {
+    var text = text
+    return text.withUTF8 { CommonLineParser.parse(UnsafeRawBufferPointer($0), number: 7) }
+  }
+
+  func general(_ text: String) -> ConntrackLine { parseLine(text, number: 7) }
+
+  /// Whenever the fast path accepts, the general parser gives a clean entry equal to it.
+  func expectAgreement(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    guard let quick = fast(text) else { return }
+    guard case .entry(let slow) = general(text) else {
+      Issue.record("fast path accepted a line the general parser does not take as clean: \(text)")
+      return
+    }
+    #expect(quick == slow, "\(text)", sourceLocation: sourceLocation)
+  }
+
+  @Test func agreesOnEveryRealLine() throws {
+    let lines = try realLines()
+    #expect(lines.count > 1000)
+    var accepted = 0
+    for (_, line) in lines {
+      expectAgreement(line)
+      if fast(line) != nil { accepted += 1 }
+    }
+    // Events, XML and the corpus's odd shapes go to the general parser; the table dumps'
+    // lines (over 2,000 of them) must have been compared here.
+    #expect(accepted > 2000, "fast path took \(accepted) of \(lines.count) lines")
+  }
+
+  /// Every table dump the lab made (`conntrack -L`, `-o extended`, /proc) is in the fast path's
+  /// shape, line for line.
+  @Test func takesTheLabDumpsShapes() throws {
+    let names = ["conntrack-L.txt", "conntrack-L-extended.txt", "nf_conntrack.txt"]
+    let urls = files(in: capturesRoot).flatMap { scenario in
+      names.map { scenario.appendingPathComponent($0) }
+    }.filter { FileManager.default.fileExists(atPath: $0.path) }
+    #expect(urls.count >= 20)
+    var checked = 0
+    for url in urls {
+      let name = url.path
+      let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map(String.init)
+      // A scenario whose traffic is dropped before conntrack keeps it has an empty table.
+      let entries = lines.filter { !$0.contains("flow entries") }
+      checked += entries.count
+      #expect(entries.allSatisfy { fast($0) != nil }, "\(name): a clean line left the fast path")
+    }
+    #expect(checked > 1000)
+  }
+
+  /// Every prefix and every one-byte change of real lines: the fast path either gives up or
+  /// agrees with the general parser.
+  @Test func agreesOnDamagedLines() throws {
+    let samples = try realLines().map(\.line).filter { fast($0) != nil }
+    #expect(!samples.isEmpty)
+    let replacements: [UInt8] = [0x20, 0x09, 0x3D, 0x5B, 0x30, 0x39, 0x2E, 0x3A, 0x41, 0x00, 0x0D]
+    for line in samples.prefix(40) {
+      let bytes = Array(line.utf8)
+      for end in 0...bytes.count {
+        expectAgreement(String(decoding: bytes[..<end], as: UTF8.self))
+      }
+      for i in bytes.indices {
+        for replacement in replacements where replacement != bytes[i] {
+          var changed = bytes
+          changed[i] = replacement
+          expectAgreement(String(decoding: changed, as: UTF8.self))
+        }
+      }
+    }
+  }
+
+  @Test func givesUpOnShapesItDoesNotKnow() {
+    let lines = [
+      "[NEW] tcp      6 120 SYN_SENT src=10.0.0.1 dst=10.96.0.1 sport=1 dport=443 [UNREPLIED] src=10.244.1.2 dst=10.0.0.1 sport=6443 dport=1",
+      "tcp      6 431999 ESTABLISHED src=fd00::1 dst=fd00::2 sport=1 dport=2 src=fd00::2 dst=fd00::1 sport=2 dport=1 [ASSURED] mark=0 use=1",
+      "icmp     1 29 src=10.0.0.1 dst=10.0.0.2 type=8 code=0 id=1 src=10.0.0.2 dst=10.0.0.1 type=0 code=0 id=1 mark=0 use=1",
+      "tcp      6 10 CLOSE src=10.0.0.1 dst=10.0.0.2 sport=1 dport=2 src=10.0.0.2 dst=10.0.0.1 sport=2 dport=1 [OFFLOAD] mark=0 use=1",
+      "tcp      6 10 CLOSE src=10.0.0.1 dst=10.0.0.2 sport=1 dport=2 src=10.0.0.2 dst=10.0.0.1 sport=2 dport=1 mark=0 use=1 vendorword",
+      "cp      6 10 CLOSE src=10.0.0.1 dst=10.0.0.2 sport=1 dport=2 src=10.0.0.2 dst=10.0.0.1 sport=2 dport=1 mark=0 use=1",
+    ]
+    for line in lines {
+      #expect(fast(line) == nil, "\(line)")
+      expectAgreement(line)
+    }
+    let clean =
+      "udp      17 29 src=10.0.0.1 dst=10.96.0.10 sport=5353 dport=53 packets=1 bytes=60 [UNREPLIED] src=10.244.0.5 dst=10.0.0.1 sport=53 dport=5353 packets=0 bytes=0 mark=0 zone=3 use=1 id=99"
+    let entry = fast(clean)
+    #expect(entry?.unreplied == true && entry?.zone == 3 && entry?.id == 99 && entry?.original.bytes == 60)
+    expectAgreement(clean)
+  }
+}
