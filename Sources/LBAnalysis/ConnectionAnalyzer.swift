@@ -27,27 +27,38 @@ public struct ConnectionAnalyzer: Sendable {
   }
 
   /// A client address within one service.
-  struct ClientKey: IndexKey {
-    var service: Int32
+  struct ClientKey: Equatable, Sendable {
+    // The address first: 24 bytes instead of 32 with the service before it.
     var address: IPAddress
+    var service: Int32
+    init(service: Int32, address: IPAddress) {
+      self.address = address
+      self.service = service
+    }
     var bits: UInt64 { address.indexBits &* 0x1_0000_0001 ^ UInt64(UInt32(bitPattern: service)) }
   }
 
   /// A client with its connections and its first two backends. Most clients use one or two
   /// backends, so one lookup finds the client and its pairs in one cache line; a third backend
   /// on goes to `pairIndex`.
-  struct ClientRecord: IndexRecord {
+  struct ClientRecord: Sendable {
     var key: ClientKey
     var connections: Int32
     var backend0: Int32 = -1
     var count0: Int32 = 0
     var backend1: Int32 = -1
     var count1: Int32 = 0
+    /// The client's number: its position in insertion order; -1 in an empty slot.
+    var index: Int32
 
-    init(key: ClientKey, connections: Int32) {
+    init(key: ClientKey, connections: Int32, index: Int32) {
       self.key = key
       self.connections = connections
+      self.index = index
     }
+
+    static let empty = ClientRecord(
+      key: ClientKey(service: -1, address: .v4(IPv4Address(0))), connections: 0, index: -1)
 
     /// Credits `count` connections to `backend` if one of the two inline pairs is (or can
     /// become) `backend`'s; `false` when both hold other backends.
@@ -131,7 +142,7 @@ public struct ConnectionAnalyzer: Sendable {
   var serviceTallies: [ServiceTally] = []
   var routeIndex = HashIndex<RouteKey>(minimumCapacity: 1024)
   var backendTallies: [BackendTally] = []
-  var clientIndex = HashIndex<ClientRecord>(minimumCapacity: 1 << 14)
+  var clientIndex = ClientTable()
   /// Client–backend pairs past the two a `ClientRecord` holds.
   var pairIndex = HashIndex<PairRecord>(minimumCapacity: 1 << 10)
   /// Pairs merged in from other analyzers, not looked up: a pair may repeat one held elsewhere,
@@ -186,10 +197,11 @@ public struct ConnectionAnalyzer: Sendable {
       backendTallies[Int(backend)].httpRequests += requests
     }
     guard
-      let client = clientIndex(
+      let slot = clientSlot(
         ClientKey(service: Int32(serviceNumber), address: observation.client.address), count: 1)
     else { return }
-    if !clientIndex[client].credit(backend, count: 1) {
+    if !clientIndex[slot: slot].credit(backend, count: 1) {
+      let client = clientIndex[slot: slot].index
       let (index, inserted) = pairIndex.insert(
         PairRecord(key: PairKey(client: client, backend: backend), count: 1))
       if !inserted { pairIndex[index].count += 1 }
@@ -212,14 +224,14 @@ public struct ConnectionAnalyzer: Sendable {
     return index
   }
 
-  /// The client index for `key`, made on first use and credited with `count` connections;
+  /// The slot of the client `key`, made on first use and credited with `count` connections;
   /// `nil` when the service already holds `maxClientsPerService` clients.
   @inline(__always)
-  mutating func clientIndex(_ key: ClientKey, count: Int32) -> Int32? {
+  mutating func clientSlot(_ key: ClientKey, count: Int32) -> Int? {
     switch clientIndex.probe(key) {
-    case .found(let known):
-      clientIndex[known].connections += count
-      return known
+    case .found(let slot):
+      clientIndex[slot: slot].connections += count
+      return slot
     case .vacant(let slot, let tag):
       let service = Int(key.service)
       guard serviceTallies[service].clients < options.maxClientsPerService else {
@@ -227,7 +239,7 @@ public struct ConnectionAnalyzer: Sendable {
         return nil
       }
       serviceTallies[service].clients += 1
-      return clientIndex.insert(ClientRecord(key: key, connections: count), slot: slot, tag: tag)
+      return clientIndex.insert(key, connections: count, slot: slot, tag: tag)
     }
   }
 
@@ -290,12 +302,14 @@ public struct ConnectionAnalyzer: Sendable {
       backendTallies[Int(index)].hasHTTP = backendTallies[Int(index)].hasHTTP || theirs.hasHTTP
     }
     var clientMap = [Int32](repeating: -1, count: other.clientIndex.count)
-    for (i, record) in other.clientIndex.records.enumerated() {
+    clientIndex.reserve(other.clientIndex.count)
+    for i in 0..<other.clientIndex.count {
+      let record = other.clientIndex[Int32(i)]
       let mapped = ClientKey(service: serviceMap[Int(record.key.service)], address: record.key.address)
-      guard let client = clientIndex(mapped, count: record.connections) else { continue }
-      clientMap[i] = client
-      if record.backend0 >= 0 { creditMerged(client, backendMap[Int(record.backend0)], record.count0) }
-      if record.backend1 >= 0 { creditMerged(client, backendMap[Int(record.backend1)], record.count1) }
+      guard let slot = clientSlot(mapped, count: record.connections) else { continue }
+      clientMap[i] = clientIndex[slot: slot].index
+      if record.backend0 >= 0 { creditMerged(slot, backendMap[Int(record.backend0)], record.count0) }
+      if record.backend1 >= 0 { creditMerged(slot, backendMap[Int(record.backend1)], record.count1) }
     }
     mergedPairs.reserveCapacity(mergedPairs.count + other.pairIndex.count + other.mergedPairs.count)
     for pair in other.pairIndex.records {
@@ -323,8 +337,10 @@ public struct ConnectionAnalyzer: Sendable {
 
   /// Credits a merged pair inline when the client record has room for it, else lists it.
   @inline(__always)
-  private mutating func creditMerged(_ client: Int32, _ backend: Int32, _ count: Int32) {
-    if !clientIndex[client].credit(backend, count: count) { mergedPairs.append((client, backend, count)) }
+  private mutating func creditMerged(_ slot: Int, _ backend: Int32, _ count: Int32) {
+    if !clientIndex[slot: slot].credit(backend, count: count) {
+      mergedPairs.append((clientIndex[slot: slot].index, backend, count))
+    }
   }
 
   /// Finishes the analysis: distributions, stickiness, findings.
@@ -333,9 +349,7 @@ public struct ConnectionAnalyzer: Sendable {
     var backendsOf = [[Int32]](repeating: [], count: serviceIndex.count)
     for (b, tally) in backendTallies.enumerated() { backendsOf[Int(tally.service)].append(Int32(b)) }
     var clientsOf = [[Int32]](repeating: [], count: serviceIndex.count)
-    for (c, record) in clientIndex.records.enumerated() {
-      clientsOf[Int(record.key.service)].append(Int32(c))
-    }
+    for c in 0..<Int32(clientIndex.count) { clientsOf[Int(clientIndex[c].key.service)].append(c) }
     // Pairs beyond the two each client record holds, grouped by client.
     var pairStart = [Int32](repeating: 0, count: clientIndex.count + 1)
     for pair in pairIndex.records { pairStart[Int(pair.key.client) + 1] += 1 }
@@ -501,27 +515,39 @@ public struct ConnectionAnalyzer: Sendable {
   /// order: connections descending, then address. Only candidates at or above the cut-off count
   /// are sorted, so a service with a million clients does not sort a million results.
   func busiest(_ clientIDs: [Int32], limit: Int) -> [Int] {
+    let counts = clientIDs.map { clientIndex[$0].connections }
     var candidates = Array(clientIDs.indices)
     if limit > 0 && clientIDs.count > limit {
-      // The cut-off: the largest count c with at least `limit` clients at c or more.
-      var histogram: [Int: Int] = [:]
-      for c in clientIDs { histogram[Int(clientIndex[c].connections), default: 0] += 1 }
+      // The cut-off: the largest count c with at least `limit` clients at c or more, from a
+      // histogram (an array for the usual small counts, a dictionary for the rest).
+      var small = [Int](repeating: 0, count: 1024)
+      var large: [Int32: Int] = [:]
+      for n in counts {
+        if n < 1024 { small[Int(n)] += 1 } else { large[n, default: 0] += 1 }
+      }
       var atLeast = 0
-      var cutoff = 0
-      for count in histogram.keys.sorted(by: >) {
-        atLeast += histogram[count] ?? 0
-        if atLeast >= limit {
-          cutoff = count
-          break
+      var cutoff: Int32 = 0
+      search: do {
+        for n in large.keys.sorted(by: >) {
+          atLeast += large[n] ?? 0
+          if atLeast >= limit {
+            cutoff = n
+            break search
+          }
+        }
+        for n in stride(from: 1023, through: 0, by: -1) {
+          atLeast += small[n]
+          if atLeast >= limit {
+            cutoff = Int32(n)
+            break search
+          }
         }
       }
-      candidates = candidates.filter { Int(clientIndex[clientIDs[$0]].connections) >= cutoff }
+      candidates = candidates.filter { counts[$0] >= cutoff }
     }
     candidates.sort {
-      let l = clientIndex[clientIDs[$0]]
-      let r = clientIndex[clientIDs[$1]]
-      if l.connections != r.connections { return l.connections > r.connections }
-      return l.key.address < r.key.address
+      if counts[$0] != counts[$1] { return counts[$0] > counts[$1] }
+      return clientIndex[clientIDs[$0]].key.address < clientIndex[clientIDs[$1]].key.address
     }
     if limit > 0 && candidates.count > limit { candidates.removeLast(candidates.count - limit) }
     return candidates

@@ -142,9 +142,27 @@ enum CommonLineParser {
     /// A dotted-quad IPv4 address ending at a space, as `IPAddress.parse` reads it.
     @inline(__always)
     mutating func ipv4() -> IPAddress? {
-      let token = word()
-      guard token.count <= 15, let address = IPv4Address.parse(token) else { return nil }
-      return .v4(address)
+      // In one pass: four octets of one to three digits, each at most 255, then a space or
+      // the end (what `IPv4Address.parse` accepts, token by token).
+      var value: UInt32 = 0
+      for octetNumber in 0..<4 {
+        var octet: UInt32 = 0
+        var digits = 0
+        while i < count, bytes[i] &- 0x30 < 10 {
+          octet = octet &* 10 &+ UInt32(bytes[i] &- 0x30)
+          digits += 1
+          i += 1
+          if digits > 3 || octet > 255 { return nil }
+        }
+        guard digits > 0 else { return nil }
+        value = value << 8 | octet
+        if octetNumber < 3 {
+          guard i < count, bytes[i] == 0x2E else { return nil }
+          i += 1
+        }
+      }
+      guard atEnd || bytes[i] == 0x20 || bytes[i] == 0x09 else { return nil }
+      return .v4(IPv4Address(value))
     }
 
     /// `src= dst= sport= dport= [packets= bytes=]` and the spaces after it (a tuple never ends

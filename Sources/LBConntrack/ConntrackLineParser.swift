@@ -345,6 +345,9 @@ public enum ConntrackLineParser {
 
   static func connectionState(_ token: UnsafeRawBufferPointer) -> ConnectionState? {
     guard token.count < 20, token[0] >= 0x41, token[0] <= 0x5A else { return nil }
+    // The states nearly every TCP entry has, without the table walk.
+    if Bytes.equals(token, "ESTABLISHED") { return .established }
+    if Bytes.equals(token, "TIME_WAIT") { return .timeWait }
     for candidate in states[token.count] where candidate.name.elementsEqual(token) {
       return candidate.state
     }

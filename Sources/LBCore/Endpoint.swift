@@ -51,7 +51,26 @@ public struct Endpoint: Hashable, Comparable, Sendable, CustomStringConvertible 
   /// `IP:port` for IPv4 and `[IP]:port` for IPv6, as the report contract spells endpoints.
   public var description: String {
     switch address {
-    case .v4(let a): "\(a.description):\(port)"
+    case .v4(let a):
+      withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 21) { buffer in
+        var i = a.writeDecimal(into: buffer, at: 0)
+        buffer[i] = 0x3A  // ":"
+        i += 1
+        var digits = 10000
+        var started = false
+        var rest = Int(port)
+        while digits > 0 {
+          let digit = rest / digits
+          rest %= digits
+          if digit > 0 || started || digits == 1 {
+            buffer[i] = 0x30 + UInt8(digit)
+            i += 1
+            started = true
+          }
+          digits /= 10
+        }
+        return String(decoding: UnsafeBufferPointer(rebasing: buffer[..<i]), as: UTF8.self)
+      }
     case .v6(let a): "[\(a.description)]:\(port)"
     }
   }

@@ -12,7 +12,36 @@ public struct IPv4Address: Hashable, Comparable, Sendable {
 
   /// Dotted-quad text, `192.0.2.1`.
   public var description: String {
-    "\(value >> 24).\(value >> 16 & 0xFF).\(value >> 8 & 0xFF).\(value & 0xFF)"
+    // Written into a small buffer: reports print hundreds of thousands of addresses, and string
+    // interpolation of four integers costs several times more.
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 21) { buffer in
+      let count = writeDecimal(into: buffer, at: 0)
+      return String(decoding: UnsafeBufferPointer(rebasing: buffer[..<count]), as: UTF8.self)
+    }
+  }
+
+  /// Writes the dotted quad into `buffer` from `start` (at most 15 bytes); returns the end.
+  @usableFromInline
+  func writeDecimal(into buffer: UnsafeMutableBufferPointer<UInt8>, at start: Int) -> Int {
+    var i = start
+    for shift in [24, 16, 8, 0] as [UInt32] {
+      let octet = UInt8(truncatingIfNeeded: value >> shift)
+      if octet >= 100 {
+        buffer[i] = 0x30 + octet / 100
+        i += 1
+      }
+      if octet >= 10 {
+        buffer[i] = 0x30 + octet / 10 % 10
+        i += 1
+      }
+      buffer[i] = 0x30 + octet % 10
+      i += 1
+      if shift != 0 {
+        buffer[i] = 0x2E
+        i += 1
+      }
+    }
+    return i
   }
 
   /// Parses dotted-quad text; returns `nil` for anything else (no leading `+`, no octal, at most

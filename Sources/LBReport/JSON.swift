@@ -69,7 +69,7 @@ public indirect enum JSON: Sendable, Equatable {
         return
       }
       out.append(contentsOf: "{\n".utf8)
-      let sorted = members.sorted { $0.key < $1.key }
+      let sorted = members.sorted { JSON.keyPrecedes($0.key, $1.key) }
       for (i, member) in sorted.enumerated() {
         JSON.writeSpaces(indent + 2, into: &out)
         JSON.writeString(member.key, into: &out)
@@ -84,8 +84,15 @@ public indirect enum JSON: Sendable, Equatable {
   }
 
   static func writeSpaces(_ count: Int, into out: inout [UInt8]) {
-    for _ in 0..<count { out.append(0x20) }
+    var left = count
+    while left > 0 {
+      let n = min(left, spaces.count)
+      spaces.withUnsafeBufferPointer { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0[..<n])) }
+      left -= n
+    }
   }
+
+  private static let spaces = [UInt8](repeating: 0x20, count: 64)
 
   static func writeInteger(_ value: Int64, into out: inout [UInt8]) {
     if value < 0 { out.append(0x2D) }
@@ -120,11 +127,38 @@ public indirect enum JSON: Sendable, Equatable {
     return negative ? "-" + text : text
   }
 
+  /// Object keys in `String` order. For ASCII keys (field names, addresses) that is byte order,
+  /// compared without `String`'s Unicode machinery; other keys take `String`'s comparison.
+  static func keyPrecedes(_ a: String, _ b: String) -> Bool {
+    let ordered: Bool?? = a.utf8.withContiguousStorageIfAvailable { x -> Bool? in
+      let inner: Bool?? = b.utf8.withContiguousStorageIfAvailable { y -> Bool? in
+        var i = 0
+        let n = min(x.count, y.count)
+        while i < n {
+          let l = x[i]
+          let r = y[i]
+          if l >= 0x80 || r >= 0x80 { return nil }
+          if l != r { return l < r }
+          i += 1
+        }
+        // One is a prefix of the other: ASCII only if the rest is too.
+        if x[n...].contains(where: { $0 >= 0x80 }) || y[n...].contains(where: { $0 >= 0x80 }) { return nil }
+        return x.count < y.count
+      }
+      return inner ?? nil
+    }
+    return (ordered ?? nil) ?? (a < b)
+  }
+
   static func writeString(_ s: String, into out: inout [UInt8]) {
     out.append(0x22)
     // Most strings (addresses, codes) need no escaping: append them whole.
-    if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
-      out.append(contentsOf: s.utf8)
+    let plain = s.utf8.withContiguousStorageIfAvailable { bytes in
+      for byte in bytes where byte < 0x20 || byte == 0x22 || byte == 0x5C { return false }
+      out.append(contentsOf: bytes)
+      return true
+    }
+    if plain == true {
       out.append(0x22)
       return
     }
