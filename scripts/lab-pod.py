@@ -6,7 +6,8 @@ Usage: lab-pod.py NAME PORT [MAX_SECONDS]
 Answers every GET with the body "NAME\\n", the header "X-Pod: NAME" and the
 header "X-Peer: IP" (the source address the pod saw, to tell kept client
 addresses from masqueraded ones) over
-HTTP/1.1, closing the connection after each response. It is meant to run
+HTTP/1.1, closing the connection after each response (with LAB_POD_KEEPALIVE=1, only when the
+client asks for it: keep-alive connections, scripts/lab.d/long-lived.sh). It is meant to run
 inside a network namespace made by scripts/lab, which stops it by PID; as a
 safety net it also stops by itself after MAX_SECONDS (default 300).
 """
@@ -31,6 +32,7 @@ def main() -> int:
     # cookie names the backend it chose (scripts/lab.d/hidden-hosts.sh).
     cookie = os.environ.get("LAB_POD_COOKIE", "")
     cookie = cookie if cookie.isidentifier() else ""
+    keepalive = os.environ.get("LAB_POD_KEEPALIVE", "") == "1"
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -46,10 +48,12 @@ def main() -> int:
             self.send_header("X-Peer", self.client_address[0])
             if cookie:
                 self.send_header("Set-Cookie", f"{cookie}={name}; Path=/; HttpOnly")
-            self.send_header("Connection", "close")
+            # parse_request set close_connection from the request's Connection header.
+            if not (keepalive and not self.close_connection):
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
             self.wfile.write(body)
-            self.close_connection = True
 
         def log_message(self, format: str, *args) -> None:  # noqa: A002
             pass

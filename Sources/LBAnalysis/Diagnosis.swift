@@ -137,37 +137,60 @@ struct Diagnosis {
   /// `long-lived-connections-skew`: connections balance, but one backend carries far more (or
   /// fewer) bytes or HTTP requests per connection than the service's mean: keep-alive, HTTP/2
   /// or gRPC connections carry the load, and balancing connections does not balance it.
+  ///
+  /// Work is compared per *served* connection: a refused or unanswered connection carries no
+  /// work by nature (that is `backend-failing`), so failed connections are left out of the
+  /// mean and a backend that served none is left out of the comparison.
   func perConnectionSkew(_ service: ServiceResult) -> Finding? {
     let d = service.distribution
     guard !d.imbalanced, service.backends.count > 1, service.connections > 0 else { return nil }
     let label = service.label
     let frontend = service.frontends.first.map { "\($0)" } ?? label
-    var evidence: [String] = []
+    let served = service.backends.map { max(0, $0.connections - ($0.failedConnections ?? 0)) }
+    let serving = service.backends.indices.filter { served[$0] > 0 }
+    let servedTotal = serving.reduce(0) { $0 + served[$1] }
+    guard serving.count > 1 else { return nil }
+    // (how far from the mean, either way; what it says; the heavy backend and metric when above)
+    var skews: [(distance: Double, text: String, heavy: String?)] = []
     for (metric, values) in [
       ("bytes", service.backends.map { $0.bytes.map(Double.init) }),
       ("HTTP requests", service.backends.map { $0.httpRequests.map(Double.init) }),
     ] {
-      let known = zip(service.backends, values).compactMap { b, v in v.map { (b, $0) } }
-      guard known.count == service.backends.count else { continue }
-      let total = known.reduce(0) { $0 + $1.1 }
+      let known = serving.compactMap { i in values[i].map { (service.backends[i], served[i], $0) } }
+      guard known.count == serving.count else { continue }
+      let total = known.reduce(0) { $0 + $1.2 }
       guard total > 0 else { continue }
-      let mean = total / Double(service.connections)
-      for (backend, value) in known where backend.connections > 0 {
-        let perConnection = value / Double(backend.connections)
+      let mean = total / Double(servedTotal)
+      for (backend, servedConnections, value) in known {
+        let perConnection = value / Double(servedConnections)
         let ratio = perConnection / mean
         if ratio >= options.perConnectionSkewRatio || ratio <= 1 / options.perConnectionSkewRatio {
-          evidence.append(
-            "\(backend.address): \(NumberText.percent(backend.observedShare ?? 0)) of connections but \(NumberText.percent(value / total)) of \(metric) (\(NumberText.decimal(ratio, places: 2))× the mean per connection)"
-          )
+          let shares =
+            "\(NumberText.percent(backend.observedShare ?? 0)) of connections but \(NumberText.percent(value / total)) of \(metric)"
+          skews.append(
+            (
+              max(ratio, 1 / max(ratio, .leastNonzeroMagnitude)),
+              "\(backend.address): \(shares) (\(NumberText.decimal(ratio, places: 2))× the mean per connection)",
+              ratio > 1 ? "\(backend.address) has \(shares)" : nil
+            ))
         }
       }
     }
-    guard !evidence.isEmpty else { return nil }
+    guard !skews.isEmpty else { return nil }
+    // Backends doing more than their share first, the strongest skew first (a report's "why"
+    // line), ties in the order found.
+    let ordered = skews.enumerated().sorted { l, r in
+      (l.element.heavy == nil ? 1 : 0, -l.element.distance, l.offset)
+        < (r.element.heavy == nil ? 1 : 0, -r.element.distance, r.offset)
+    }.map(\.element)
+    let heaviest = ordered.first { $0.heavy != nil }?.heavy
     return Finding(
       code: "long-lived-connections-skew", severity: .warning, service: label,
       summary:
-        "\(frontend): connections are balanced over \(service.backends.count) backends but the work is not: some connections carry far more bytes or requests than others",
-      evidence: [d.verdict] + evidence,
+        "\(frontend): connections are balanced over \(service.backends.count) backends but the work is not: "
+        + (heaviest.map { "\($0) (a few long-lived connections carry much of the load)" }
+          ?? "some connections carry far more bytes or requests than others"),
+      evidence: ordered.map(\.text) + [d.verdict],
       remediation:
         "balance requests, not connections: cap connection lifetime or requests per connection in the clients or server (for example HTTP keep-alive limits, gRPC `MAX_CONNECTION_AGE`), or put an L7 proxy (service mesh, ingress) in front of the backends"
     )

@@ -245,10 +245,18 @@ public struct IncidentCorrelator: Sendable {
           : "all sources agree on \(best.service.connections) connections"
       } else {
         let list = others.map { "\($0.source.name) \($0.service.connections)" }.joined(separator: ", ")
+        // A refused connection's conntrack entry is destroyed at once: a table snapshot lacks
+        // the failures a capture (or conntrack -E) holds.
+        let failed = best.service.failedConnections
+        let refusedGap =
+          !best.source.name.hasPrefix("conntrack") && failed > 0
+          && others.allSatisfy { $0.service.connections >= best.service.connections - failed }
         let why =
           best.source.name.hasPrefix("conntrack")
           ? "the capture missed connections (started late, dropped packets, or legs it could not join)"
-          : "conntrack forgot connections (TIME_WAIT entries expire after 120 s; a reused port reopens an entry)"
+          : refusedGap
+            ? "\(best.source.name) holds \(failed) failed connections, and conntrack destroys a refused connection's entry at once (only `conntrack -E` events record it)"
+            : "conntrack forgot connections (TIME_WAIT entries expire after 120 s; a reused port reopens an entry)"
         info.trustReason =
           "\(best.source.name) counts \(best.service.connections) connections against \(list); every source can only miss connections, so the largest count is trusted: \(why)"
       }

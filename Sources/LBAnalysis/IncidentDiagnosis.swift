@@ -78,6 +78,7 @@ extension IncidentCorrelator {
         !(r.code == "affinity-concentrates-traffic"
           && findings.contains { $0.service == label && $0.code == r.code })
       }
+      staleRulesExplainFailures(&findings, service: service)
 
       for f in findings.indices where findings[f].service == label {
         if findings[f].code == "affinity-concentrates-traffic", let affinity = rule.affinity {
@@ -138,6 +139,46 @@ extension IncidentCorrelator {
       }
     }
     return merged.sorted(by: Finding.reportOrder)
+  }
+
+  /// Stale rules are the cause when a backend they still send traffic to fails: kube-proxy
+  /// takes an endpoint that fails its readiness probe out of the rules when it syncs them, and
+  /// probabilities it would not have written (`stale-probabilities`) say it has not synced this
+  /// node. The stale finding takes the failing backend's severity (and leads the report); the
+  /// `backend-failing` finding stays, one step lower, as its symptom. A failing backend without
+  /// stale rules is left alone: then it is a cause of its own.
+  func staleRulesExplainFailures(_ findings: inout [Finding], service: ServiceResult) {
+    let label = service.label
+    guard let stale = findings.firstIndex(where: { $0.service == label && $0.code == "stale-probabilities" })
+    else { return }
+    let failing = findings.indices.filter {
+      findings[$0].service == label && findings[$0].code == "backend-failing"
+    }
+    guard !failing.isEmpty else { return }
+    let failingBackends = service.backends.filter { b in
+      guard let failed = b.failedConnections, b.connections > 0 else { return false }
+      return failed >= options.failingMinimum
+        && Double(failed) / Double(b.connections) >= options.failingShare
+    }
+    for f in failing {
+      findings[stale].severity = min(findings[stale].severity, findings[f].severity)
+      if findings[f].severity == .critical { findings[f].severity = .warning }
+      findings[f].evidence.append(
+        "the rules that still send it new connections are stale (stale-probabilities): kube-proxy takes a backend that fails its readiness probe out of the rules when it syncs them"
+      )
+    }
+    let names = failingBackends.map { "\($0.address)" }.joined(separator: ", ")
+    guard !failingBackends.isEmpty else { return }
+    findings[stale].summary += ", and they still send new connections to failing backend(s) \(names)"
+    findings[stale].evidence.insert(
+      contentsOf: failingBackends.map { b in
+        "\(b.address) failed \(b.failedConnections ?? 0) of \(b.connections) connections, yet the rules give it \(NumberText.percent(b.expectedShare ?? 0)) of new connections: rules kube-proxy keeps in sync would have dropped a backend failing its readiness probe"
+      }, at: 0)
+    if let fix = findings[stale].remediation {
+      findings[stale].remediation =
+        fix
+        + "; once the rules are fresh, check that \(names) has a readiness probe that fails when it cannot serve, so it leaves them"
+    }
   }
 
   /// `kubectl -n NS patch svc NAME -p 'PATCH'` for a `namespace/name:port` label.

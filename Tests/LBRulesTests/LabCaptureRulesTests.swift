@@ -78,8 +78,9 @@ import Testing
     }
 
     // The nat DNAT counters count new connections: equal to the connections the clients made
-    // and that were translated (truth.backends), when no connection failed before DNAT.
-    if let counts = truth["backends"] as? [String: Int], expected["refusing"] == nil {
+    // and that were translated (truth.backends; truth.attempts where a backend refused some
+    // after DNAT), when no connection failed before DNAT.
+    if let counts = (truth["attempts"] ?? truth["backends"]) as? [String: Int], expected["refusing"] == nil {
       for (address, n) in counts {
         #expect(byAddress[address]?.observedConnections == UInt64(n), "\(scenario) \(address) counter")
       }

@@ -24,6 +24,9 @@ struct ReportCLITests {
       "masquerade-hides-client-ip"
     ),
     ("hidden-hosts", ["conntrack-L.txt", "iptables-save.txt", "node.pcap"], "sources-collapsed-by-snat"),
+    // Stale rules still sending 40% to a backend that refuses: the rules are the cause.
+    ("stale-failing", ["conntrack-L.txt", "iptables-save.txt", "node.pcap"], "stale-probabilities"),
+    ("long-lived", ["conntrack-L.txt", "iptables-save.txt", "node.pcap"], "long-lived-connections-skew"),
   ]
 
   func findings(_ scenario: String, _ inputs: [String], extra: [String] = []) throws -> [[String: Any]] {
