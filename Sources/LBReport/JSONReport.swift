@@ -104,6 +104,10 @@ public enum JSONReport {
       ]),
       "distribution": distribution(s.distribution),
     ]
+    fields["frontendTraffic"] =
+      s.frontendTraffic.map {
+        .object(["clusterIP": .number($0.clusterIP), "external": .number($0.external)])
+      } ?? .null
     // Only packet traces with plaintext HTTP show cookies; absent otherwise.
     if !s.cookieAffinity.isEmpty { fields["cookieAffinity"] = .array(s.cookieAffinity.map(cookieAffinity)) }
     return .object(fields)
@@ -115,6 +119,7 @@ public enum JSONReport {
       "pod": .optional(b.pod),
       "expectedShare": .optional(b.expectedShare),
       "expectedShareExternal": .optional(b.expectedShareExternal),
+      "expectedShareForTraffic": .optional(b.expectedShareForTraffic),
       "connections": .number(b.connections),
       "observedShare": .optional(b.observedShare),
       "observedShareInterval95": b.shareInterval.map { .array([.double($0.lower), .double($0.upper)]) }

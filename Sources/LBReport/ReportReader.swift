@@ -141,6 +141,8 @@ public struct ReportReader {
           packets: try optionalInt(bo["packets"], "\(here).packets").map(UInt64.init),
           bytes: try optionalInt(bo["bytes"], "\(here).bytes").map(UInt64.init),
           pinnedClients: try optionalInt(bo["pinnedClients"], "\(here).pinnedClients"), total: total))
+      backends[i].expectedShareForTraffic = try optionalDouble(
+        bo["expectedShareForTraffic"], "\(here).expectedShareForTraffic")
     }
     var clients: [ClientResult] = []
     for (i, c) in try array(o["clients"], "\(at).clients").enumerated() {
@@ -196,7 +198,14 @@ public struct ReportReader {
       expectation: try optionalString(d["expectation"], "\(here).expectation") ?? "",
       metric: try string(d["metric"], "\(here).metric"))
 
-    return ServiceResult.reported(
+    var frontendTraffic: FrontendTraffic? = nil
+    if let t = o["frontendTraffic"], t != .null {
+      let to = try object(t, "\(at).frontendTraffic")
+      frontendTraffic = FrontendTraffic(
+        clusterIP: try int(to["clusterIP"], "\(at).frontendTraffic.clusterIP"),
+        external: try int(to["external"], "\(at).frontendTraffic.external"))
+    }
+    var service = ServiceResult.reported(
       name: try optionalString(o["name"], "\(at).name"), frontends: frontends, proto: proto,
       affinity: affinity,
       externalTrafficPolicy: try optionalString(o["externalTrafficPolicy"], "\(at).externalTrafficPolicy"),
@@ -209,6 +218,8 @@ public struct ReportReader {
       sourceTranslatedConnections: try optionalInt(
         o["sourceTranslatedConnections"], "\(at).sourceTranslatedConnections")
         ?? 0)
+    service.frontendTraffic = frontendTraffic
+    return service
   }
 
   func translatedSource(_ value: JSON, _ at: String) throws(ReportReadError) -> TranslatedSourceResult {
