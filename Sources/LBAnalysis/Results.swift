@@ -101,6 +101,10 @@ public struct Distribution: Sendable {
   public var chiSquare: Double?
   public var degreesOfFreedom: Int?
   public var pValue: Double?
+  /// How `pValue` was computed: `chi-square` (the asymptotic test), `exact` (the multinomial
+  /// test, or a fit rejected outright) or `monte-carlo` (`simulations` seeded draws).
+  public var pValueMethod: String?
+  public var simulations: Int?
   /// Cohen's w.
   public var effectSize: Double?
   public var imbalanced = false

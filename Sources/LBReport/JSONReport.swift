@@ -151,7 +151,7 @@ public enum JSONReport {
   }
 
   static func distribution(_ d: Distribution) -> JSON {
-    .object([
+    var fields: [String: JSON] = [
       "metric": .string(d.metric),
       "total": .number(d.total),
       "maxMinRatio": .optional(d.maxMinRatio),
@@ -166,7 +166,10 @@ public enum JSONReport {
       "judged": .bool(d.judged),
       "verdict": .string(d.verdict),
       "expectation": .string(d.expectation),
-    ])
+      "pValueMethod": .optional(d.pValueMethod),
+    ]
+    if let n = d.simulations { fields["simulations"] = .number(n) }
+    return .object(fields)
   }
 
   static func translatedSource(_ t: TranslatedSourceResult) -> JSON {

@@ -83,7 +83,8 @@ public struct MarkdownReport {
       let columns = expectedColumns(s)
       out += "| Backend | Connections |" + columns.map { " \($0.title) |" }.joined()
       out += " Share | 95% interval | | Failed | Packets | Bytes |\n"
-      out += "|---|---:|" + String(repeating: "---:|", count: columns.count) + "---:|---:|---|---:|---:|---:|\n"
+      out +=
+        "|---|---:|" + String(repeating: "---:|", count: columns.count) + "---:|---:|---|---:|---:|---:|\n"
       for b in s.backends {
         let share = b.observedShare ?? 0
         let interval =
@@ -101,9 +102,11 @@ public struct MarkdownReport {
       if s.backends.contains(where: { $0.handshakeRTT != nil || $0.httpRequests != nil }) {
         out += "| Backend | Handshake RTT p50 | p90 | p99 | HTTP requests |\n|---|---:|---:|---:|---:|\n"
         for b in s.backends {
-          let rtt = b.handshakeRTT.map { [$0.p50, $0.p90, $0.p99].map { "\(NumberText.decimal($0, places: 3)) ms" } }
+          let rtt =
+            b.handshakeRTT.map { [$0.p50, $0.p90, $0.p99].map { "\(NumberText.decimal($0, places: 3)) ms" } }
             ?? ["–", "–", "–"]
-          out += "| `\(b.address)` | \(rtt.joined(separator: " | ")) | \(b.httpRequests.map(String.init) ?? "–") |\n"
+          out +=
+            "| `\(b.address)` | \(rtt.joined(separator: " | ")) | \(b.httpRequests.map(String.init) ?? "–") |\n"
         }
         out += "\n"
       }
@@ -118,7 +121,13 @@ public struct MarkdownReport {
       stats.append("CV \(decimal2(d.coefficientOfVariation))")
       stats.append("Gini \(decimal2(d.gini))")
       if let chi = d.chiSquare, let df = d.degreesOfFreedom { stats.append("χ² \(decimal2(chi)) (df \(df))") }
-      if let p = d.pValue { stats.append("\(NumberText.pValue(p))") }
+      if let p = d.pValue {
+        switch d.pValueMethod {
+        case "exact": stats.append("\(NumberText.pValue(p)) (exact)")
+        case "monte-carlo": stats.append("\(NumberText.pValue(p)) (\(d.simulations ?? 0) simulations)")
+        default: stats.append("\(NumberText.pValue(p))")
+        }
+      }
       if let w = d.effectSize { stats.append("w \(decimal2(w))") }
       out += stats.joined(separator: ", ") + ".\n\n"
 
@@ -217,7 +226,8 @@ public struct MarkdownReport {
     }
     let withEvidence = r.translatedSources.filter { !$0.evidence.isEmpty }
     if !withEvidence.isEmpty {
-      out += "\nEvidence of hosts behind each address (a lower bound: the largest count of any one signal):\n\n"
+      out +=
+        "\nEvidence of hosts behind each address (a lower bound: the largest count of any one signal):\n\n"
       for t in withEvidence {
         out += "- `\(t.address)`: " + t.evidence.map(inline).joined(separator: "; ") + "\n"
       }

@@ -181,7 +181,7 @@ public struct ReportReader {
 
     let d = try object(o["distribution"] ?? .null, "\(at).distribution")
     let here = "\(at).distribution"
-    let distribution = Distribution(
+    var distribution = Distribution(
       total: total, backendCount: backends.count,
       maxMinRatio: try optionalDouble(d["maxMinRatio"], "\(here).maxMinRatio"),
       maxMeanRatio: try optionalDouble(d["maxMeanRatio"], "\(here).maxMeanRatio"),
@@ -197,6 +197,8 @@ public struct ReportReader {
       verdict: try optionalString(d["verdict"], "\(here).verdict") ?? "",
       expectation: try optionalString(d["expectation"], "\(here).expectation") ?? "",
       metric: try string(d["metric"], "\(here).metric"))
+    distribution.pValueMethod = try optionalString(d["pValueMethod"], "\(here).pValueMethod")
+    distribution.simulations = try optionalInt(d["simulations"], "\(here).simulations")
 
     var frontendTraffic: FrontendTraffic? = nil
     if let t = o["frontendTraffic"], t != .null {

@@ -35,7 +35,8 @@ import Testing
           ConnectionObservation(
             conntrackOriginal: FiveTuple(proto: .tcp, source: client, destination: frontend),
             reply: FiveTuple(proto: .tcp, source: Self.backends[i], destination: client),
-            state: .timeWait, replied: true, assured: true, location: SourceLocation(input: 0, line: Int(port))))
+            state: .timeWait, replied: true, assured: true,
+            location: SourceLocation(input: 0, line: Int(port))))
       }
     }
   }

@@ -6,7 +6,8 @@ import Testing
 /// cluster-wide share.
 struct ReportExpectedSharesCLITests {
   static let inputs = [
-    "captures/etp-local/conntrack-L.txt", "captures/etp-local/iptables-save.txt", "captures/etp-local/node.pcap",
+    "captures/etp-local/conntrack-L.txt", "captures/etp-local/iptables-save.txt",
+    "captures/etp-local/node.pcap",
   ]
 
   @Test func markdownShowsTheLocalSharesForNodePortTraffic() throws {

@@ -23,9 +23,11 @@ struct ReportRemediationCLITests {
 
   @Test func noLocalEndpointsGivesCommandsToPaste() throws {
     let found = try findings("etp-local-none-drop", ["conntrack-L.txt", "iptables-save.txt", "node.pcap"])
-    let fix = try #require(found.first { $0["code"] as? String == "no-local-endpoints" }?["remediation"] as? String)
+    let fix = try #require(
+      found.first { $0["code"] as? String == "no-local-endpoints" }?["remediation"] as? String)
     #expect(fix.contains("`kubectl -n lab get svc web -o jsonpath='{.spec.healthCheckNodePort}'`"))
-    #expect(fix.contains(#"`kubectl -n lab patch svc web -p '{"spec":{"externalTrafficPolicy":"Cluster"}}'`"#))
+    #expect(
+      fix.contains(#"`kubectl -n lab patch svc web -p '{"spec":{"externalTrafficPolicy":"Cluster"}}'`"#))
   }
 
   @Test func snatCollapseOnThisNodeNamesTheMasqueradedService() throws {
