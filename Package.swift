@@ -12,6 +12,7 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
   ],
   targets: [
     // C adapters: only these targets see C types.
@@ -75,12 +76,16 @@ let package = Package(
     // Renderers: an analysis result in, text out.
     .target(name: "LBReport", dependencies: ["LBCore", "LBAnalysis"]),
 
+    // `kubectl … -o yaml` listings: YAML (through Yams, which brings Foundation) into LBReport's
+    // JSON value, so the names reader is the same for both; only this target sees Yams.
+    .target(name: "LBYAML", dependencies: ["LBReport", .product(name: "Yams", package: "Yams")]),
+
     // The thin command line.
     .executableTarget(
       name: "lbscope",
       dependencies: [
         "LBCore", "LBConntrack", "LBRules", "LBAnalysis", "LBReport", "LBPcap", "LBLive",
-        "LBBundle", "LBCollect", "LBAnonymize", "LBCapture",
+        "LBBundle", "LBCollect", "LBAnonymize", "LBCapture", "LBYAML",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "SystemPackage", package: "swift-system"),
       ]
@@ -93,7 +98,7 @@ let package = Package(
     .testTarget(name: "LBAnonymizeTests", dependencies: ["LBCore", "LBAnonymize", "LBConntrack"]),
     .testTarget(name: "LBAnalysisTests", dependencies: ["LBCore", "LBAnalysis", "LBConntrack"]),
     .testTarget(
-      name: "LBReportTests", dependencies: ["LBCore", "LBAnalysis", "LBReport", "LBConntrack"],
+      name: "LBReportTests", dependencies: ["LBCore", "LBAnalysis", "LBReport", "LBConntrack", "LBYAML"],
       exclude: ["Golden"]),
     .testTarget(name: "LBScopeCLITests", dependencies: ["lbscope"]),
     // Labs in network namespaces and the built binary, for the tests that need a live kernel.
@@ -114,6 +119,6 @@ if Context.environment["LBSCOPE_FUZZ"] != nil {
   package.targets.append(
     .executableTarget(
       name: "lbscope-fuzz",
-      dependencies: ["LBCore", "LBConntrack", "LBRules", "LBPcap", "LBReport"],
+      dependencies: ["LBCore", "LBConntrack", "LBRules", "LBPcap", "LBReport", "LBYAML"],
       path: "Fuzz"))
 }

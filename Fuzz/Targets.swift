@@ -3,6 +3,7 @@ import LBCore
 import LBPcap
 import LBReport
 import LBRules
+import LBYAML
 
 #if canImport(Glibc)
   import Glibc
@@ -26,6 +27,7 @@ struct FuzzTarget: Sendable {
     FuzzTarget(name: "pcap-file", run: pcapFile),
     FuzzTarget(name: "packet", run: packet),
     FuzzTarget(name: "json", run: json),
+    FuzzTarget(name: "k8s-yaml", run: k8sYAML),
   ]
 }
 
@@ -156,7 +158,22 @@ func packet(_ bytes: UnsafeRawBufferPointer) {
 
 // MARK: - JSON
 
-/// kubectl and lbscope JSON: the parser, then the report reader over what it parsed.
+/// kubectl and lbscope JSON: the parser, then the report reader and the `--k8s` names reader
+/// over what it parsed.
 func json(_ bytes: UnsafeRawBufferPointer) {
-  consume(try? ReportReader(path: "fuzz.json").read(Array(bytes)))
+  let array = Array(bytes)
+  guard let document = try? JSONParser().parse(array, path: "fuzz.json") else { return }
+  consume(try? ReportReader(path: "fuzz.json").read(document))
+  consume(try? KubernetesNames.names(in: document, path: "fuzz.json"))
+}
+
+// MARK: - YAML
+
+/// `--k8s` listings as `kubectl … -o yaml` writes them: the content check, the alias scan,
+/// Yams (libyaml) and the conversion to JSON, then the names reader, as `lbscope report` runs it.
+func k8sYAML(_ bytes: UnsafeRawBufferPointer) {
+  let array = Array(bytes)
+  consume(KubernetesListing.format(of: array))
+  consume(try? YAMLReader().parse(array, path: "fuzz.yaml"))
+  consume(try? KubernetesListing.names(from: array, path: "fuzz.yaml"))
 }

@@ -1,6 +1,12 @@
 import Dispatch
 import LBCore
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// Aggregates connection observations into per-Service distributions, per-client backend sets
 /// and translated sources. Feed it with `add(_:)` (only aggregate state grows; its bounds are in
 /// `AnalysisOptions`), then call `finish(inputs:)`.
@@ -640,24 +646,62 @@ public struct DistributionJudge: Sendable {
     d.chiSquare = chi2
     d.degreesOfFreedom = df
     d.pValue = Statistics.chiSquareUpperTail(chi2, degreesOfFreedom: df)
+    d.pValueMethod = SmallSampleTest.Method.chiSquare.rawValue
     d.effectSize = (chi2 / Double(total)).squareRoot()
-    guard minExpected >= options.minExpectedPerBackend else {
+
+    // Connections to a backend the expectation gives no share cannot happen under it: the fit
+    // is rejected outright (p = 0, χ² infinite, reported as null). Whether that matters is their
+    // share of all connections, reported as w = √(share) so the same --min-effect applies
+    // (w 0.1: 1% of the connections); a few stray entries from before a rules change do not.
+    let stray = zip(counts, expectedShares).reduce(0) { $0 + ($1.1 > 0 ? 0 : $1.0) }
+    if stray > 0 {
+      let strayShare = Double(stray) / Double(total)
+      d.chiSquare = nil
+      d.pValue = 0
+      d.pValueMethod = SmallSampleTest.Method.exact.rawValue
+      d.effectSize = strayShare.squareRoot()
+      d.judged = true
+      d.imbalanced = (d.effectSize ?? 0) >= options.minEffectSize
+      let what =
+        "\(stray) of \(total) connections (\(NumberText.percent(strayShare))) reached backends that \(expectation) gives no share, impossible under it (p = 0)"
       d.verdict =
-        "too few connections to judge (\(total) over \(counts.count) backends; at least \(Int(options.minExpectedPerBackend)) expected per backend are needed)"
+        d.imbalanced
+        ? "imbalanced: \(what); w = \(NumberText.decimal(d.effectSize ?? 0, places: 4)) (at least \(NumberText.decimal(options.minEffectSize, places: 4)))"
+        : "balanced in practice: \(what), but too few to matter (w = \(NumberText.decimal(d.effectSize ?? 0, places: 4)) < \(NumberText.decimal(options.minEffectSize, places: 4)))"
       return d
+    }
+
+    // Small samples: the exact multinomial test (or a seeded simulation of it) instead of the
+    // χ² approximation. Too few to judge only when even the least likely outcome (every
+    // connection on the backend with the smallest share) would not reach α.
+    if minExpected < options.minExpectedPerBackend {
+      let positive = zip(counts, expectedShares).filter { $0.1 > 0 }
+      let shareSum = positive.reduce(0) { $0 + $1.1 }
+      let small = SmallSampleTest.pValue(counts: positive.map(\.0), shares: positive.map { $0.1 / shareSum })
+      d.pValue = small.p
+      d.pValueMethod = small.method.rawValue
+      d.simulations = small.simulations
+      let smallestShare = positive.map { $0.1 / shareSum }.min() ?? 1
+      guard Double(total) * log(smallestShare) < log(options.alpha) else {
+        d.verdict =
+          "too few connections to judge (\(total) over \(counts.count) backends: even all of them on one backend would not reach α = \(NumberText.decimal(options.alpha, places: 4)))"
+        return d
+      }
     }
     d.judged = true
     let significant = (d.pValue ?? 1) < options.alpha
+    let method =
+      d.pValueMethod == SmallSampleTest.Method.chiSquare.rawValue ? "" : ", \(d.pValueMethod ?? "")"
     let practical = (d.effectSize ?? 0) >= options.minEffectSize
     d.imbalanced = significant && practical
     if d.imbalanced {
       d.verdict =
-        "imbalanced: \(NumberText.pValue(d.pValue ?? 0)) (α = \(NumberText.decimal(options.alpha, places: 4))) and effect size w = \(NumberText.decimal(d.effectSize ?? 0, places: 4)) (at least \(NumberText.decimal(options.minEffectSize, places: 4)))"
+        "imbalanced: \(NumberText.pValue(d.pValue ?? 0))\(method) (α = \(NumberText.decimal(options.alpha, places: 4))) and effect size w = \(NumberText.decimal(d.effectSize ?? 0, places: 4)) (at least \(NumberText.decimal(options.minEffectSize, places: 4)))"
     } else if significant {
       d.verdict =
-        "balanced in practice: the deviation is significant (\(NumberText.pValue(d.pValue ?? 0))) but small (w = \(NumberText.decimal(d.effectSize ?? 0, places: 4)) < \(NumberText.decimal(options.minEffectSize, places: 4)))"
+        "balanced in practice: the deviation is significant (\(NumberText.pValue(d.pValue ?? 0))\(method)) but small (w = \(NumberText.decimal(d.effectSize ?? 0, places: 4)) < \(NumberText.decimal(options.minEffectSize, places: 4)))"
     } else {
-      d.verdict = "balanced: consistent with \(expectation) (\(NumberText.pValue(d.pValue ?? 1)))"
+      d.verdict = "balanced: consistent with \(expectation) (\(NumberText.pValue(d.pValue ?? 1))\(method))"
     }
     return d
   }

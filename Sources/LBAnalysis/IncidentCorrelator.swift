@@ -196,13 +196,13 @@ public struct IncidentCorrelator: Sendable {
     ServiceResult, ServiceSources
   ) {
     var info = ServiceSources()
-    var views: [(source: ObservedSource, service: ServiceResult)] = []
+    var views: [(source: ObservedSource, service: ServiceResult, parts: [ServiceResult])] = []
     for source in observed {
       let parts = source.result.services.filter { s in
         s.frontends.contains { group.keys.contains(Key(proto: s.proto, frontend: $0)) }
       }
       guard let merged = Self.merge(parts) else { continue }
-      views.append((source, merged))
+      views.append((source, merged, parts))
       info.sources.append(
         SourceDistribution(
           source: source.name, paths: source.paths,
@@ -296,16 +296,17 @@ public struct IncidentCorrelator: Sendable {
     }
 
     // The rules: name, frontends, backends that got nothing, expected shares, affinity, pins.
-    // Traffic seen only on NodePort / external frontends follows the external shares (under
-    // externalTrafficPolicy Local, only this node's endpoints).
-    let observedFrontends = service.frontends
-    var externalOnly = false
-    if let rule, !observedFrontends.isEmpty {
-      externalOnly = observedFrontends.allSatisfy { seen in
-        rule.frontends.contains { f in
-          f.kind != .clusterIP && f.port == seen.port && (f.address == nil || f.address == seen.address)
-        } && !rule.frontends.contains { $0.kind == .clusterIP && $0.endpoint == seen }
+    // Traffic to NodePort / external frontends follows the external shares (under
+    // externalTrafficPolicy Local, only this node's endpoints), traffic to the cluster IP the
+    // cluster-wide ones: the trusted source's connections are split by where they arrived.
+    if let rule, let best {
+      var traffic = FrontendTraffic(clusterIP: 0, external: 0)
+      for part in best.parts {
+        let external =
+          !part.frontends.isEmpty && part.frontends.allSatisfy { Self.isExternal($0, of: rule) }
+        if external { traffic.external += part.connections } else { traffic.clusterIP += part.connections }
       }
+      service.frontendTraffic = traffic
     }
     if let rule {
       service.name = rule.name ?? service.name
@@ -356,11 +357,31 @@ public struct IncidentCorrelator: Sendable {
       service.backends[i].observedShare = total > 0 ? Double(c) / Double(total) : nil
       service.backends[i].shareInterval = Statistics.wilsonInterval(successes: c, trials: total)
     }
-    let ruleShares = service.backends.map {
-      externalOnly ? ($0.expectedShareExternal ?? $0.expectedShare) : $0.expectedShare
+    // Each backend's expected count is n_clusterIP·p_clusterIP + n_external·p_external, so the
+    // test compares with the connection-weighted mix of the two shares.
+    let mix = service.frontendTraffic ?? FrontendTraffic(clusterIP: 1, external: 0)
+    let ruleShares = service.backends.map { b -> Double? in
+      guard let cluster = b.expectedShare else { return nil }
+      let external = b.expectedShareExternal ?? cluster
+      let n = mix.clusterIP + mix.external
+      return n > 0 ? (Double(mix.clusterIP) * cluster + Double(mix.external) * external) / Double(n) : cluster
     }
     let hasRuleShares =
       rule != nil && ruleShares.allSatisfy { $0 != nil } && ruleShares.contains { ($0 ?? 0) > 0 }
+    if hasRuleShares {
+      for i in service.backends.indices { service.backends[i].expectedShareForTraffic = ruleShares[i] }
+    }
+    let sharesDiffer = service.backends.contains { b in
+      b.expectedShareExternal.map { abs($0 - (b.expectedShare ?? 0)) > 1e-9 } ?? false
+    }
+    let forTraffic: String
+    switch (mix.clusterIP, mix.external) {
+    case (_, 0): forTraffic = ""
+    case (0, _): forTraffic = " for NodePort/external traffic"
+    case (let c, let e):
+      forTraffic =
+        sharesDiffer ? " for the observed mix of \(c) cluster-IP and \(e) NodePort/external connections" : ""
+    }
     let k = service.backends.count
     let equal = [Double](repeating: k > 0 ? 1 / Double(k) : 0, count: k)
     let expected = hasRuleShares ? ruleShares.map { $0 ?? 0 } : equal
@@ -369,7 +390,7 @@ public struct IncidentCorrelator: Sendable {
     service.distribution = judge.judge(
       counts: counts, expectedShares: expected,
       expectation: hasRuleShares
-        ? "the rules' expected shares over \(k) endpoints\(externalOnly ? " for NodePort/external traffic" : "")"
+        ? "the rules' expected shares over \(k) endpoints\(forTraffic)"
         : "equal split over the \(k) observed backends")
     if hasRuleShares, expected.contains(where: { abs($0 - 1 / Double(k)) > 1e-6 }) {
       info.equalSplit = judge.judge(
@@ -377,6 +398,14 @@ public struct IncidentCorrelator: Sendable {
     }
     restick(&service, expected: expected)
     return (service, info)
+  }
+
+  /// Whether traffic to `seen` takes the rule's external path (a NodePort, LoadBalancer ingress
+  /// or external IP) rather than the cluster IP's.
+  static func isExternal(_ seen: Endpoint, of rule: ServiceRule) -> Bool {
+    rule.frontends.contains { f in
+      f.kind != .clusterIP && f.port == seen.port && (f.address == nil || f.address == seen.address)
+    } && !rule.frontends.contains { $0.kind == .clusterIP && $0.endpoint == seen }
   }
 
   /// Stickiness again, against the expected shares and the full backend list. Only when every

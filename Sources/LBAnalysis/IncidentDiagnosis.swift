@@ -110,6 +110,23 @@ extension IncidentCorrelator {
         findings[f].evidence.append(evidenceSource)
       }
     }
+    // This node's own SNAT collapsed the sources of the services whose connections it
+    // translated: the fix names them.
+    let translating = analysis.services.filter { $0.sourceTranslatedConnections > 0 }.map(\.label)
+    let namedServices = translating.filter { Self.split($0) != nil }
+    if !namedServices.isEmpty, namedServices.count == translating.count {
+      let patches = namedServices.map { patch($0, #"{"spec":{"externalTrafficPolicy":"Local"}}"#) }
+      for f in findings.indices
+      where findings[f].code == "sources-collapsed-by-snat" && findings[f].service == nil
+        && findings[f].summary.contains("after SNAT on this node")
+      {
+        findings[f].remediation = findings[f].remediation?.replacing(
+          "`kubectl -n NAMESPACE patch svc NAME -p '{\"spec\":{\"externalTrafficPolicy\":\"Local\"}}'`",
+          with: patches.joined(separator: ", "))
+        findings[f].evidence.append(
+          "the connections SNATed on this node belong to \(namedServices.joined(separator: ", "))")
+      }
+    }
     // Sources collapsed by this node's own SNAT are the symptom of an observed masquerade.
     if findings.contains(where: { $0.code == "masquerade-hides-client-ip" && $0.severity <= .warning }) {
       for f in findings.indices

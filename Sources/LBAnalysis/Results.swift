@@ -58,6 +58,11 @@ public struct BackendResult: Sendable {
   public var handshakeRTT: LatencyPercentiles? = nil
   /// Plaintext HTTP/1.x requests on its connections, from packet traces; nil when none were seen.
   public var httpRequests: Int? = nil
+  /// The share this node's rules give the traffic that was observed: `expectedShare` for
+  /// connections to the cluster IP and `expectedShareExternal` for NodePort/LoadBalancer/external
+  /// ones, weighted by how many of each arrived (`ServiceResult.frontendTraffic`). What the
+  /// goodness-of-fit test compares with; nil without rules.
+  public var expectedShareForTraffic: Double? = nil
 }
 
 /// Percentiles of a latency sample, in milliseconds (nearest-rank).
@@ -96,6 +101,10 @@ public struct Distribution: Sendable {
   public var chiSquare: Double?
   public var degreesOfFreedom: Int?
   public var pValue: Double?
+  /// How `pValue` was computed: `chi-square` (the asymptotic test), `exact` (the multinomial
+  /// test, or a fit rejected outright) or `monte-carlo` (`simulations` seeded draws).
+  public var pValueMethod: String?
+  public var simulations: Int?
   /// Cohen's w.
   public var effectSize: Double?
   public var imbalanced = false
@@ -130,9 +139,26 @@ public struct ServiceResult: Sendable {
   public var sourceTranslatedConnections: Int
   /// Cookies whose values each land on one backend (plaintext HTTP in packet traces).
   public var cookieAffinity: [CookieAffinityObservation] = []
+  /// The trusted source's connections by the kind of frontend they arrived on, when rules
+  /// say which frontends are which; nil otherwise.
+  public var frontendTraffic: FrontendTraffic? = nil
 
   /// The name if known, else the first frontend: how findings refer to the service.
   public var label: String { name ?? frontends.first.map { "\(proto)/\($0)" } ?? "?" }
+}
+
+/// Connections of a service by the kind of frontend they arrived on. Under
+/// externalTrafficPolicy Local the two kinds have different expected shares (external traffic
+/// only reaches this node's endpoints).
+public struct FrontendTraffic: Sendable, Hashable {
+  /// To the cluster IP (or an address the rules do not mark as external).
+  public var clusterIP: Int
+  /// To a NodePort, LoadBalancer ingress or external IP.
+  public var external: Int
+  public init(clusterIP: Int, external: Int) {
+    self.clusterIP = clusterIP
+    self.external = external
+  }
 }
 
 /// Counts over all clients of a service, including those not listed in `clients`.

@@ -153,7 +153,7 @@ public enum RulesAnalyzer {
               ?? "the external path of the rules reaches no endpoint",
           ],
           remediation:
-            "make sure the load balancer health-checks the service's healthCheckNodePort so it skips this node, or run an endpoint here; or set `externalTrafficPolicy: Cluster` if client addresses need not be kept"
+            "make sure the load balancer health-checks the service's healthCheckNodePort (`kubectl -n \(namespace(label)) get svc \(serviceShortName(label)) -o jsonpath='{.spec.healthCheckNodePort}'`) so it skips this node, or run an endpoint here; or, if client addresses need not be kept, `kubectl -n \(namespace(label)) patch svc \(serviceShortName(label)) -p '{\"spec\":{\"externalTrafficPolicy\":\"Cluster\"}}'`"
         ))
     }
 

@@ -145,3 +145,140 @@ public enum Statistics {
     return (max(0, center - half), min(1, center + half))
   }
 }
+
+/// Goodness-of-fit p-values for small samples, where the χ² approximation is not trusted (an
+/// expected count below 5): the exact multinomial test when its outcomes can be enumerated,
+/// otherwise a Monte Carlo estimate with a fixed seed, so the same counts always give the same
+/// p-value. Both rank outcomes by Pearson's χ² statistic.
+public enum SmallSampleTest {
+  /// How a p-value was computed.
+  public enum Method: String, Sendable {
+    case chiSquare = "chi-square"
+    case exact
+    case monteCarlo = "monte-carlo"
+  }
+
+  /// Outcomes enumerated at most; past it the p-value is simulated.
+  public static let maximumOutcomes = 200_000
+  /// Draws of the simulation (fewer for large samples, at least 1,000: the smallest p-value it
+  /// can give is 1/(draws + 1), below the default α of 0.001).
+  public static let draws = 10_000
+
+  /// The p-value of `counts` (all cells with a positive share) against `shares` (summing to 1),
+  /// and how it was computed; `simulations` is the number of draws when simulated.
+  public static func pValue(counts: [Int], shares: [Double]) -> (
+    p: Double, method: Method, simulations: Int?
+  ) {
+    let n = counts.reduce(0, +)
+    guard counts.count > 1, n > 0 else { return (1, .exact, nil) }
+    let observed = statistic(counts, shares, n)
+    if let outcomes = compositions(n, counts.count), outcomes <= maximumOutcomes {
+      return (exact(n: n, shares: shares, observed: observed), .exact, nil)
+    }
+    let rounds = max(1_000, min(draws, 50_000_000 / max(1, n)))
+    return (
+      simulated(counts: counts, shares: shares, observed: observed, rounds: rounds), .monteCarlo, rounds
+    )
+  }
+
+  /// Pearson's χ².
+  static func statistic(_ counts: [Int], _ shares: [Double], _ n: Int) -> Double {
+    var chi2 = 0.0
+    for (c, p) in zip(counts, shares) {
+      let e = p * Double(n)
+      chi2 += (Double(c) - e) * (Double(c) - e) / e
+    }
+    return chi2
+  }
+
+  /// C(n + k − 1, k − 1), the number of ways to spread n connections over k backends; nil past
+  /// `maximumOutcomes`.
+  static func compositions(_ n: Int, _ k: Int) -> Int? {
+    var result = 1.0
+    for i in 1..<k {
+      result = result * Double(n + i) / Double(i)
+      if result > Double(maximumOutcomes) { return nil }
+    }
+    return Int(result.rounded())
+  }
+
+  /// The sum of the probabilities of every outcome at least as far from the shares (by χ²) as
+  /// the observed one.
+  static func exact(n: Int, shares: [Double], observed: Double) -> Double {
+    let k = shares.count
+    let logShares = shares.map { log($0) }
+    let logFactorials = (0...n).map { (i: Int) -> Double in lgamma(Double(i) + 1) }
+    var cell = [Int](repeating: 0, count: k)
+    var total = 0.0
+    let tolerance = 1e-9 * max(1, observed)
+    func walk(_ i: Int, _ remaining: Int) {
+      if i == k - 1 {
+        cell[i] = remaining
+        var logP = logFactorials[n]
+        var chi2 = 0.0
+        for j in 0..<k {
+          logP += Double(cell[j]) * logShares[j] - logFactorials[cell[j]]
+          let e = shares[j] * Double(n)
+          chi2 += (Double(cell[j]) - e) * (Double(cell[j]) - e) / e
+        }
+        if chi2 >= observed - tolerance { total += exp(logP) }
+        return
+      }
+      for x in 0...remaining {
+        cell[i] = x
+        walk(i + 1, remaining - x)
+      }
+    }
+    walk(0, n)
+    return min(1, total)
+  }
+
+  /// (1 + draws at least as extreme) / (1 + draws), from `rounds` multinomial samples drawn
+  /// with SplitMix64 seeded by the counts.
+  static func simulated(counts: [Int], shares: [Double], observed: Double, rounds: Int) -> Double {
+    let n = counts.reduce(0, +)
+    var cumulative: [Double] = []
+    var sum = 0.0
+    for p in shares {
+      sum += p
+      cumulative.append(sum)
+    }
+    var seed: UInt64 = 0xCBF2_9CE4_8422_2325
+    for c in counts { seed = (seed ^ UInt64(truncatingIfNeeded: c)) &* 0x100_0000_01B3 }
+    var random = SplitMix64(seed: seed)
+    var sample = [Int](repeating: 0, count: counts.count)
+    var extreme = 0
+    let tolerance = 1e-9 * max(1, observed)
+    for _ in 0..<rounds {
+      for j in sample.indices { sample[j] = 0 }
+      for _ in 0..<n {
+        let u = random.unit() * sum
+        var lo = 0
+        var hi = cumulative.count - 1
+        while lo < hi {
+          let mid = (lo + hi) / 2
+          if cumulative[mid] > u { hi = mid } else { lo = mid + 1 }
+        }
+        sample[lo] += 1
+      }
+      if statistic(sample, shares, n) >= observed - tolerance { extreme += 1 }
+    }
+    return Double(1 + extreme) / Double(1 + rounds)
+  }
+}
+
+/// Steele, Lea and Flood's SplitMix64: a small, fast, seedable generator, so simulated p-values
+/// are the same on every run.
+struct SplitMix64 {
+  var state: UInt64
+  init(seed: UInt64) { state = seed }
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+  /// Uniform in [0, 1) with 53 random bits.
+  mutating func unit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+}

@@ -104,6 +104,10 @@ public enum JSONReport {
       ]),
       "distribution": distribution(s.distribution),
     ]
+    fields["frontendTraffic"] =
+      s.frontendTraffic.map {
+        .object(["clusterIP": .number($0.clusterIP), "external": .number($0.external)])
+      } ?? .null
     // Only packet traces with plaintext HTTP show cookies; absent otherwise.
     if !s.cookieAffinity.isEmpty { fields["cookieAffinity"] = .array(s.cookieAffinity.map(cookieAffinity)) }
     return .object(fields)
@@ -115,6 +119,7 @@ public enum JSONReport {
       "pod": .optional(b.pod),
       "expectedShare": .optional(b.expectedShare),
       "expectedShareExternal": .optional(b.expectedShareExternal),
+      "expectedShareForTraffic": .optional(b.expectedShareForTraffic),
       "connections": .number(b.connections),
       "observedShare": .optional(b.observedShare),
       "observedShareInterval95": b.shareInterval.map { .array([.double($0.lower), .double($0.upper)]) }
@@ -146,7 +151,7 @@ public enum JSONReport {
   }
 
   static func distribution(_ d: Distribution) -> JSON {
-    .object([
+    var fields: [String: JSON] = [
       "metric": .string(d.metric),
       "total": .number(d.total),
       "maxMinRatio": .optional(d.maxMinRatio),
@@ -161,7 +166,10 @@ public enum JSONReport {
       "judged": .bool(d.judged),
       "verdict": .string(d.verdict),
       "expectation": .string(d.expectation),
-    ])
+      "pValueMethod": .optional(d.pValueMethod),
+    ]
+    if let n = d.simulations { fields["simulations"] = .number(n) }
+    return .object(fields)
   }
 
   static func translatedSource(_ t: TranslatedSourceResult) -> JSON {

@@ -1,19 +1,46 @@
 import LBAnalysis
 import LBCore
 
+/// Why a saved Kubernetes listing cannot be read: not JSON (or YAML), or not a `List`.
+public struct KubernetesListError: LocatedError, Equatable {
+  public var path: String?
+  public var line: Int?
+  public var reason: String
+  public var category: FailureCategory { .unrecognizedInput }
+  public var hint: String { KubernetesNames.hint }
+
+  public init(path: String?, line: Int?, reason: String) {
+    self.path = path
+    self.line = line
+    self.reason = reason
+  }
+}
+
 /// Reads `kubectl get pods,services,endpointslices -A -o json` (a `List` of Pod, Service and
 /// EndpointSlice items) into the names a report labels addresses with. Items of other kinds are
 /// skipped; an item missing a field is skipped, not an error: a saved listing may be partial.
+/// The YAML form (`-o yaml`) is read by LBYAML's `KubernetesListing` into the same `JSON` value
+/// and walked by `names(in:path:)`.
 public enum KubernetesNames {
-  /// Parses the listing; throws when the bytes are not JSON or not a `List`.
-  public static func parse(_ bytes: [UInt8], path: String) throws(JSONParseError) -> ClusterNames {
-    let root = try JSONParser().parse(bytes, path: path)
+  /// The hint readers of a listing give with their errors.
+  public static let hint =
+    "save it with `kubectl get pods,services,endpointslices -A -o json > FILE` (or `-o yaml`)"
+
+  /// Parses a JSON listing; throws when the bytes are not JSON or not a `List`.
+  public static func parse(_ bytes: [UInt8], path: String) throws(KubernetesListError) -> ClusterNames {
+    let root: JSON
+    do {
+      root = try JSONParser().parse(bytes, path: path)
+    } catch {
+      throw KubernetesListError(path: path, line: error.line, reason: error.reason)
+    }
+    return try names(in: root, path: path)
+  }
+
+  /// The names in a parsed listing (JSON or YAML); throws when it is not a `List`.
+  public static func names(in root: JSON, path: String) throws(KubernetesListError) -> ClusterNames {
     guard case .object(let top) = root, case .array(let items)? = top["items"] else {
-      throw JSONParseError(
-        path: path, line: nil, offset: 0,
-        problem:
-          "not a Kubernetes List (no \"items\" array); save it with `kubectl get pods,services,endpointslices -A -o json`"
-      )
+      throw KubernetesListError(path: path, line: nil, reason: "not a Kubernetes List (no \"items\" array)")
     }
     var names = ClusterNames()
     for item in items {

@@ -80,28 +80,33 @@ public struct MarkdownReport {
       out += (d.imbalanced ? "**\(verdict).**" : "\(verdict).") + "\n\n"
 
       // Expected shares and Pod names only when something (rules, --k8s) gave them.
-      let expected = s.backends.contains { $0.expectedShare != nil }
-      out += "| Backend | Connections |\(expected ? " Expected |" : "") Share | 95% interval | | Failed | Packets | Bytes |\n"
-      out += "|---|---:|\(expected ? "---:|" : "")---:|---:|---|---:|---:|---:|\n"
+      let columns = expectedColumns(s)
+      out += "| Backend | Connections |" + columns.map { " \($0.title) |" }.joined()
+      out += " Share | 95% interval | | Failed | Packets | Bytes |\n"
+      out +=
+        "|---|---:|" + String(repeating: "---:|", count: columns.count) + "---:|---:|---|---:|---:|---:|\n"
       for b in s.backends {
         let share = b.observedShare ?? 0
         let interval =
           b.shareInterval.map { "\(NumberText.percent($0.lower))–\(NumberText.percent($0.upper))" } ?? "–"
         let pod = b.pod.map { " \(cell($0))" } ?? ""
-        let expectedCell = expected ? " \(b.expectedShare.map(NumberText.percent) ?? "–") |" : ""
+        let expectedCells = columns.map { " \($0.share(b).map(NumberText.percent) ?? "–") |" }.joined()
         out +=
-          "| `\(b.address)`\(pod) | \(b.connections) |\(expectedCell) \(NumberText.percent(share)) | \(interval) | \(bar(share)) | "
+          "| `\(b.address)`\(pod) | \(b.connections) |\(expectedCells) \(NumberText.percent(share)) | \(interval) | \(bar(share)) | "
         out +=
           "\(b.failedConnections.map(String.init) ?? "–") | \(b.packets.map(String.init) ?? "–") | \(b.bytes.map(String.init) ?? "–") |\n"
       }
+      if let note = expectedNote(s, columns: columns) { out += "\n" + note + "\n" }
       out += "\n"
       out += chart(s)
       if s.backends.contains(where: { $0.handshakeRTT != nil || $0.httpRequests != nil }) {
         out += "| Backend | Handshake RTT p50 | p90 | p99 | HTTP requests |\n|---|---:|---:|---:|---:|\n"
         for b in s.backends {
-          let rtt = b.handshakeRTT.map { [$0.p50, $0.p90, $0.p99].map { "\(NumberText.decimal($0, places: 3)) ms" } }
+          let rtt =
+            b.handshakeRTT.map { [$0.p50, $0.p90, $0.p99].map { "\(NumberText.decimal($0, places: 3)) ms" } }
             ?? ["–", "–", "–"]
-          out += "| `\(b.address)` | \(rtt.joined(separator: " | ")) | \(b.httpRequests.map(String.init) ?? "–") |\n"
+          out +=
+            "| `\(b.address)` | \(rtt.joined(separator: " | ")) | \(b.httpRequests.map(String.init) ?? "–") |\n"
         }
         out += "\n"
       }
@@ -116,7 +121,13 @@ public struct MarkdownReport {
       stats.append("CV \(decimal2(d.coefficientOfVariation))")
       stats.append("Gini \(decimal2(d.gini))")
       if let chi = d.chiSquare, let df = d.degreesOfFreedom { stats.append("χ² \(decimal2(chi)) (df \(df))") }
-      if let p = d.pValue { stats.append("\(NumberText.pValue(p))") }
+      if let p = d.pValue {
+        switch d.pValueMethod {
+        case "exact": stats.append("\(NumberText.pValue(p)) (exact)")
+        case "monte-carlo": stats.append("\(NumberText.pValue(p)) (\(d.simulations ?? 0) simulations)")
+        default: stats.append("\(NumberText.pValue(p))")
+        }
+      }
       if let w = d.effectSize { stats.append("w \(decimal2(w))") }
       out += stats.joined(separator: ", ") + ".\n\n"
 
@@ -149,6 +160,59 @@ public struct MarkdownReport {
     return out
   }
 
+  /// One expected-share column of the backend table.
+  struct ExpectedColumn {
+    var title: String
+    var share: (BackendResult) -> Double?
+  }
+
+  /// The expected-share columns: none without rules; one when cluster-IP and external traffic
+  /// have the same shares; under externalTrafficPolicy Local, where they differ, one per kind of
+  /// traffic, and a third for the observed mix when both kinds arrived.
+  func expectedColumns(_ s: ServiceResult) -> [ExpectedColumn] {
+    guard s.backends.contains(where: { $0.expectedShare != nil }) else { return [] }
+    guard Self.sharesDiffer(s) else {
+      return [ExpectedColumn(title: "Expected") { $0.expectedShareForTraffic ?? $0.expectedShare }]
+    }
+    var columns = [
+      ExpectedColumn(title: "Expected, ClusterIP") { $0.expectedShare },
+      ExpectedColumn(title: "Expected, NodePort/LB") { $0.expectedShareExternal ?? $0.expectedShare },
+    ]
+    if let t = s.frontendTraffic, t.clusterIP > 0, t.external > 0 {
+      columns.append(ExpectedColumn(title: "Expected, this mix") { $0.expectedShareForTraffic })
+    }
+    return columns
+  }
+
+  /// Whether a backend's expected share differs between cluster-IP and external traffic.
+  static func sharesDiffer(_ s: ServiceResult) -> Bool {
+    s.backends.contains { b in
+      b.expectedShareExternal.map { abs($0 - (b.expectedShare ?? 0)) > 1e-9 } ?? false
+    }
+  }
+
+  /// Which expected column the verdict compares with, when there are several.
+  func expectedNote(_ s: ServiceResult, columns: [ExpectedColumn]) -> String? {
+    guard columns.count > 1 else { return nil }
+    let policy = s.externalTrafficPolicy.map { "externalTrafficPolicy \($0)" } ?? "the rules"
+    let why =
+      "under \(policy) this node sends traffic to NodePort/LoadBalancer/external addresses only to its own endpoints (the NodePort/LB column), traffic to the cluster IP to all of them (the ClusterIP column)"
+    guard let t = s.frontendTraffic, t.clusterIP + t.external > 0 else {
+      return "Expected shares: \(why)."
+    }
+    switch (t.clusterIP, t.external) {
+    case (0, _):
+      return
+        "Expected shares: \(why); all \(t.external) observed connection(s) arrived on a NodePort/LB address, so the verdict compares with the NodePort/LB column."
+    case (_, 0):
+      return
+        "Expected shares: \(why); all \(t.clusterIP) observed connection(s) went to the cluster IP, so the verdict compares with the ClusterIP column."
+    default:
+      return
+        "Expected shares: \(why); \(t.external) observed connection(s) arrived on a NodePort/LB address and \(t.clusterIP) went to the cluster IP, so the verdict compares with their mix (the last column)."
+    }
+  }
+
   func translatedSection(_ r: AnalysisResult) -> String {
     guard !r.translatedSources.isEmpty else { return "" }
     var out = "## Translated sources\n\nAddresses that stand for other sources after SNAT on this node.\n\n"
@@ -162,7 +226,8 @@ public struct MarkdownReport {
     }
     let withEvidence = r.translatedSources.filter { !$0.evidence.isEmpty }
     if !withEvidence.isEmpty {
-      out += "\nEvidence of hosts behind each address (a lower bound: the largest count of any one signal):\n\n"
+      out +=
+        "\nEvidence of hosts behind each address (a lower bound: the largest count of any one signal):\n\n"
       for t in withEvidence {
         out += "- `\(t.address)`: " + t.evidence.map(inline).joined(separator: "; ") + "\n"
       }

@@ -141,6 +141,8 @@ public struct ReportReader {
           packets: try optionalInt(bo["packets"], "\(here).packets").map(UInt64.init),
           bytes: try optionalInt(bo["bytes"], "\(here).bytes").map(UInt64.init),
           pinnedClients: try optionalInt(bo["pinnedClients"], "\(here).pinnedClients"), total: total))
+      backends[i].expectedShareForTraffic = try optionalDouble(
+        bo["expectedShareForTraffic"], "\(here).expectedShareForTraffic")
     }
     var clients: [ClientResult] = []
     for (i, c) in try array(o["clients"], "\(at).clients").enumerated() {
@@ -179,7 +181,7 @@ public struct ReportReader {
 
     let d = try object(o["distribution"] ?? .null, "\(at).distribution")
     let here = "\(at).distribution"
-    let distribution = Distribution(
+    var distribution = Distribution(
       total: total, backendCount: backends.count,
       maxMinRatio: try optionalDouble(d["maxMinRatio"], "\(here).maxMinRatio"),
       maxMeanRatio: try optionalDouble(d["maxMeanRatio"], "\(here).maxMeanRatio"),
@@ -195,8 +197,17 @@ public struct ReportReader {
       verdict: try optionalString(d["verdict"], "\(here).verdict") ?? "",
       expectation: try optionalString(d["expectation"], "\(here).expectation") ?? "",
       metric: try string(d["metric"], "\(here).metric"))
+    distribution.pValueMethod = try optionalString(d["pValueMethod"], "\(here).pValueMethod")
+    distribution.simulations = try optionalInt(d["simulations"], "\(here).simulations")
 
-    return ServiceResult.reported(
+    var frontendTraffic: FrontendTraffic? = nil
+    if let t = o["frontendTraffic"], t != .null {
+      let to = try object(t, "\(at).frontendTraffic")
+      frontendTraffic = FrontendTraffic(
+        clusterIP: try int(to["clusterIP"], "\(at).frontendTraffic.clusterIP"),
+        external: try int(to["external"], "\(at).frontendTraffic.external"))
+    }
+    var service = ServiceResult.reported(
       name: try optionalString(o["name"], "\(at).name"), frontends: frontends, proto: proto,
       affinity: affinity,
       externalTrafficPolicy: try optionalString(o["externalTrafficPolicy"], "\(at).externalTrafficPolicy"),
@@ -209,6 +220,8 @@ public struct ReportReader {
       sourceTranslatedConnections: try optionalInt(
         o["sourceTranslatedConnections"], "\(at).sourceTranslatedConnections")
         ?? 0)
+    service.frontendTraffic = frontendTraffic
+    return service
   }
 
   func translatedSource(_ value: JSON, _ at: String) throws(ReportReadError) -> TranslatedSourceResult {

@@ -6,6 +6,7 @@ import LBCore
 import LBPcap
 import LBReport
 import LBRules
+import LBYAML
 import SystemPackage
 
 #if canImport(Glibc)
@@ -32,7 +33,7 @@ struct ReportCommand: ParsableCommand {
 
   @Option(
     help: ArgumentHelp(
-      "`kubectl get pods,services,endpointslices -A -o json` saved earlier, for Pod, Service and node names.",
+      "`kubectl get pods,services,endpointslices -A -o json` (or `-o yaml`) saved earlier, for Pod, Service and node names.",
       valueName: "FILE"))
   var k8s: String?
 
@@ -219,7 +220,7 @@ extension ReportCommand {
     return (source, read)
   }
 
-  /// The names of a saved `kubectl get pods,services,endpointslices -A -o json`.
+  /// The names of a saved `kubectl get pods,services,endpointslices -A -o json` (or `-o yaml`).
   static func readNames(_ path: String) -> ClusterNames {
     let fd: FileDescriptor
     do {
@@ -236,13 +237,9 @@ extension ReportCommand {
       bytes += chunk.prefix(n)
     }
     do {
-      return try KubernetesNames.parse(bytes, path: path)
+      return try KubernetesListing.names(from: bytes, path: path)
     } catch {
-      Failure(
-        UnknownInput(
-          path: path, reason: error.reason,
-          hint: "save it with `kubectl get pods,services,endpointslices -A -o json > FILE`")
-      ).exit()
+      Failure(error).exit()
     }
   }
 }
