@@ -50,10 +50,18 @@ func forEachLine(_ bytes: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointe
 
 /// `conntrack -L`/`-E` and /proc/net/nf_conntrack lines, one parser call per line, each result
 /// turned into an observation as the reader does.
+/// Also differential: whatever the fast path (`CommonLineParser`) accepts, the general parser
+/// must decode to the same entry; a disagreement stops the run as a crash.
 func conntrackLines(_ bytes: UnsafeRawBufferPointer) {
   forEachLine(bytes) { line, number in
-    if case .entry(let entry) = ConntrackLineParser.parse(line, number: number) {
+    let general = ConntrackLineParser.parse(line, number: number)
+    if case .entry(let entry) = general {
       consume(entry.observation(input: 0))
+    }
+    if let fast = CommonLineParser.parse(line, number: number) {
+      guard case .entry(let entry) = general, entry == fast else {
+        fatalError("CommonLineParser and ConntrackLineParser disagree on line \(number)")
+      }
     }
   }
 }

@@ -15,8 +15,8 @@ import LBCore
 /// Whatever it accepts it decodes exactly as `ConntrackLineParser.parse` does (`ConntrackEntry`
 /// equality, checked line by line on every dump in `captures/` and `../shared/corpus` by
 /// `CommonLineParserTests`), so the choice of path never shows in a result.
-enum CommonLineParser {
-  static func parse(_ line: UnsafeRawBufferPointer, number: Int) -> ConntrackEntry? {
+public enum CommonLineParser {
+  public static func parse(_ line: UnsafeRawBufferPointer, number: Int) -> ConntrackEntry? {
     guard let base = line.baseAddress else { return nil }
     var c = Cursor(bytes: base.assumingMemoryBound(to: UInt8.self), count: line.count)
     var entry = ConntrackEntry()
