@@ -7,22 +7,10 @@ public enum ClusterReport {
   public static func document(
     _ cluster: ClusterResult, tool: ToolInfo, maxClients: Int = JSONReport.defaultMaxClients
   ) -> JSON {
-    guard case .object(var root) = JSONReport.document(cluster.result, tool: tool, maxClients: maxClients),
-      case .array(let services)? = root["services"]
-    else { return JSONReport.document(cluster.result, tool: tool, maxClients: maxClients) }
-    root["nodes"] = .array(
-      cluster.nodes.map {
-        .object([
-          "node": .string($0.node), "path": .string($0.path), "connections": .number($0.connections),
-          "share": .optional($0.share), "services": .number($0.services),
-        ])
-      })
-    var withNodes: [JSON] = []
-    for (service, shares) in zip(services, cluster.serviceNodes) {
-      guard case .object(var members) = service, case .array(let backends)? = members["backends"] else {
-        withNodes.append(service)
-        continue
-      }
+    let serviceNodes = cluster.serviceNodes
+    let document = JSONReport.document(cluster.result, tool: tool, maxClients: maxClients) { s, members in
+      guard s < serviceNodes.count, case .array(let backends)? = members["backends"] else { return }
+      let shares = serviceNodes[s]
       members["nodes"] = .array(
         shares.map { share in
           var counts: [String: JSON] = [:]
@@ -49,9 +37,15 @@ public enum ClusterReport {
           b["nodes"] = .object(perNode)
           return .object(b)
         })
-      withNodes.append(.object(members))
     }
-    root["services"] = .array(withNodes)
+    guard case .object(var root) = document else { return document }
+    root["nodes"] = .array(
+      cluster.nodes.map {
+        .object([
+          "node": .string($0.node), "path": .string($0.path), "connections": .number($0.connections),
+          "share": .optional($0.share), "services": .number($0.services),
+        ])
+      })
     return .object(root)
   }
 

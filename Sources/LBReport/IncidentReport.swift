@@ -6,11 +6,8 @@ import LBCore
 /// with a sources table and pinned clients under each service. Renders; decides nothing.
 public enum IncidentReport {
   public static func document(_ incident: IncidentResult, tool: ToolInfo, maxClients: Int) -> JSON {
-    guard case .object(var top) = JSONReport.document(incident.analysis, tool: tool, maxClients: maxClients)
-    else { return .null }
-    var services: [JSON] = []
-    for (s, service) in incident.analysis.services.enumerated() {
-      guard case .object(var object) = JSONReport.service(service, maxClients: maxClients) else { continue }
+    JSONReport.document(incident.analysis, tool: tool, maxClients: maxClients) { s, object in
+      let service = incident.analysis.services[s]
       let info = incident.serviceSources[s]
       object["sources"] = .array(
         info.sources.map { source in
@@ -48,10 +45,7 @@ public enum IncidentReport {
             return .object(b)
           })
       }
-      services.append(.object(object))
     }
-    top["services"] = .array(services)
-    return .object(top)
   }
 
   public static func markdown(_ incident: IncidentResult, tool: ToolInfo, topClients: Int) -> String {

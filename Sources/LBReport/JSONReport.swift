@@ -17,14 +17,25 @@ public enum JSONReport {
     document(result, tool: tool, maxClients: maxClients).rendered()
   }
 
+  /// The document. `decorate`, when given, adds members to each service's object (by the
+  /// service's position in `result.services`) before the services are rendered on all
+  /// processors: reports built on this one (incident, cluster) add their parts there, as a
+  /// rendered service can no longer be changed.
   public static func document(
-    _ result: AnalysisResult, tool: ToolInfo, maxClients: Int = defaultMaxClients
+    _ result: AnalysisResult, tool: ToolInfo, maxClients: Int = defaultMaxClients,
+    decorate: (@Sendable (Int, inout [String: JSON]) -> Void)? = nil
   ) -> JSON {
-    .object([
+    let services = renderedInParallel(Array(result.services.indices)) { s in
+      let json = service(result.services[s], maxClients: maxClients)
+      guard let decorate, case .object(var members) = json else { return json }
+      decorate(s, &members)
+      return .object(members)
+    }
+    return .object([
       "schemaVersion": .int(Int64(schemaVersion)),
       "tool": .object(["name": .string(tool.name), "version": .string(tool.version)]),
       "inputs": .array(result.inputs.map(input)),
-      "services": .array(renderedInParallel(result.services) { service($0, maxClients: maxClients) }),
+      "services": .array(services),
       "translatedSources": .array(result.translatedSources.map(translatedSource)),
       "findings": .array(result.findings.map(finding)),
       "totals": .object([
@@ -91,7 +102,7 @@ public enum JSONReport {
       "failedConnections": .number(s.failedConnections),
       "sourceTranslatedConnections": .number(s.sourceTranslatedConnections),
       "backends": .array(s.backends.map(backend)),
-      "clients": .array(listed.map(client)),
+      "clients": .array(listed.map(clientRendered)),
       "clientCount": .number(totals.clients),
       "stickyClientCount": .number(totals.stickyClients),
       "stickyClientConnections": .number(totals.stickyConnections),
@@ -136,6 +147,67 @@ public enum JSONReport {
       } ?? .null,
       "httpRequests": .optional(b.httpRequests),
     ])
+  }
+
+  /// Where a service's client objects stand in every document that lists services (the
+  /// `services` array of the top-level object): array items eight spaces deep.
+  static let clientIndent = 8
+
+  /// `client(c)` rendered straight to bytes at `clientIndent`, byte for byte what the generic
+  /// writer makes of it (`JSONReportTests` compares the two). A report of a large table lists
+  /// tens of thousands of clients; building each as a tree of dictionaries and boxed values
+  /// and sorting its keys cost more than reading the table.
+  static func clientRendered(_ c: ClientResult) -> JSON {
+    let inner = clientIndent + 2
+    var out: [UInt8] = []
+    out.reserveCapacity(160 + 40 * c.backends.count)
+    out.append(contentsOf: "{\n".utf8)
+    JSON.writeSpaces(inner, into: &out)
+    out.append(contentsOf: "\"address\": ".utf8)
+    JSON.writeString(c.address.description, into: &out)
+    out.append(contentsOf: ",\n".utf8)
+    JSON.writeSpaces(inner, into: &out)
+    // The generic writer's object: one value per key (the last one), keys in its order.
+    var backends: [(key: String, connections: Int)] = []
+    for entry in c.backends {
+      let key = entry.backend.description
+      if let same = backends.firstIndex(where: { $0.key == key }) {
+        backends[same].connections = entry.connections
+      } else {
+        backends.append((key, entry.connections))
+      }
+    }
+    backends.sort { JSON.keyPrecedes($0.key, $1.key) }
+    if backends.isEmpty {
+      out.append(contentsOf: "\"backends\": {},\n".utf8)
+    } else {
+      out.append(contentsOf: "\"backends\": {\n".utf8)
+      for (i, entry) in backends.enumerated() {
+        JSON.writeSpaces(inner + 2, into: &out)
+        JSON.writeString(entry.key, into: &out)
+        out.append(contentsOf: ": ".utf8)
+        JSON.writeInteger(Int64(clamping: entry.connections), into: &out)
+        if i + 1 < backends.count { out.append(0x2C) }
+        out.append(0x0A)
+      }
+      JSON.writeSpaces(inner, into: &out)
+      out.append(contentsOf: "},\n".utf8)
+    }
+    JSON.writeSpaces(inner, into: &out)
+    out.append(contentsOf: "\"connections\": ".utf8)
+    JSON.writeInteger(Int64(clamping: c.connections), into: &out)
+    out.append(contentsOf: ",\n".utf8)
+    JSON.writeSpaces(inner, into: &out)
+    out.append(contentsOf: "\"sticky\": ".utf8)
+    out.append(contentsOf: (c.sticky.map { $0 ? "true" : "false" } ?? "null").utf8)
+    out.append(contentsOf: ",\n".utf8)
+    JSON.writeSpaces(inner, into: &out)
+    out.append(contentsOf: "\"stickyPValue\": ".utf8)
+    out.append(contentsOf: (c.stickyPValue.map(JSON.formatDouble) ?? "null").utf8)
+    out.append(0x0A)
+    JSON.writeSpaces(clientIndent, into: &out)
+    out.append(0x7D)
+    return .rendered(out)
   }
 
   static func client(_ c: ClientResult) -> JSON {

@@ -123,3 +123,52 @@ func nodeReport(_ path: String, node: String, firstLines: Int? = nil) throws -> 
     #expect(merged.originalSourceCountIsLowerBound, "two nodes may hide different sources behind it")
   }
 }
+
+@Suite struct ClusterReportServicesTests {
+  /// Every service of a cluster report carries its per-node parts, however many services there
+  /// are (services are rendered on several threads; the per-node parts go in before).
+  @Test func everyServiceHasItsNodes() throws {
+    // Three services in one table: two frontends of one pod set and a second service.
+    let lines = [
+      "tcp 6 100 ESTABLISHED src=10.0.0.1 dst=10.96.0.1 sport=1001 dport=80 src=10.244.1.2 dst=10.0.0.1 sport=8080 dport=1001 [ASSURED] mark=0 use=1",
+      "tcp 6 100 ESTABLISHED src=10.0.0.2 dst=10.96.0.1 sport=1002 dport=80 src=10.244.1.3 dst=10.0.0.2 sport=8080 dport=1002 [ASSURED] mark=0 use=1",
+      "tcp 6 100 ESTABLISHED src=10.0.0.1 dst=10.96.0.2 sport=1003 dport=443 src=10.244.2.2 dst=10.0.0.1 sport=8443 dport=1003 [ASSURED] mark=0 use=1",
+      "udp 17 20 src=10.0.0.3 dst=10.96.0.10 sport=1004 dport=53 src=10.244.0.5 dst=10.0.0.3 sport=53 dport=1004 mark=0 use=1",
+    ]
+    func node(_ name: String, _ picked: [String]) throws -> NodeReport {
+      var analyzer = ConnectionAnalyzer()
+      let path = FileManager.default.temporaryDirectory.appendingPathComponent("lbscope-\(UUID().uuidString)")
+      try Data((picked.joined(separator: "\n") + "\n").utf8).write(to: path)
+      defer { try? FileManager.default.removeItem(at: path) }
+      let summary = try ConntrackReader().read(path: path.path, input: 0) { analyzer.add($0) }
+      let bytes = JSONReport.document(analyzer.finish(inputs: [summary]), tool: ToolInfo(version: "test"))
+        .renderedBytes()
+      return try ReportReader(path: "\(name).json").read(bytes)
+    }
+    let cluster = ClusterMerger(options: AnalysisOptions()).merge([
+      try node("node-a", lines), try node("node-b", Array(lines.prefix(2))),
+    ])
+    #expect(cluster.result.services.count == 3)
+    let bytes = ClusterReport.document(cluster, tool: ToolInfo(version: "test")).renderedBytes()
+    guard case .object(let root) = try JSONParser().parse(bytes),
+      case .array(let services)? = root["services"]
+    else {
+      Issue.record("no services array")
+      return
+    }
+    #expect(services.count == 3)
+    for service in services {
+      guard case .object(let members) = service, case .array(let nodes)? = members["nodes"],
+        case .array(let backends)? = members["backends"]
+      else {
+        Issue.record("a service without per-node parts")
+        continue
+      }
+      #expect(!nodes.isEmpty)
+      for backend in backends {
+        guard case .object(let b) = backend else { continue }
+        #expect(b["nodes"] != nil)
+      }
+    }
+  }
+}
