@@ -43,7 +43,7 @@ public indirect enum JSON: Sendable, Equatable {
 
   func write(into out: inout [UInt8], indent: Int) {
     switch self {
-    case .null: out.append(contentsOf: "null".utf8)
+    case .null: JSON.writeLiteral("null", into: &out)
     case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
     case .int(let i): JSON.writeInteger(i, into: &out)
     case .double(let d): out.append(contentsOf: JSON.formatDouble(d).utf8)
@@ -51,10 +51,10 @@ public indirect enum JSON: Sendable, Equatable {
     case .rendered(let text): out.append(contentsOf: text)
     case .array(let items):
       if items.isEmpty {
-        out.append(contentsOf: "[]".utf8)
+        JSON.writeLiteral("[]", into: &out)
         return
       }
-      out.append(contentsOf: "[\n".utf8)
+      JSON.writeLiteral("[\n", into: &out)
       for (i, item) in items.enumerated() {
         JSON.writeSpaces(indent + 2, into: &out)
         item.write(into: &out, indent: indent + 2)
@@ -65,15 +65,15 @@ public indirect enum JSON: Sendable, Equatable {
       out.append(0x5D)
     case .object(let members):
       if members.isEmpty {
-        out.append(contentsOf: "{}".utf8)
+        JSON.writeLiteral("{}", into: &out)
         return
       }
-      out.append(contentsOf: "{\n".utf8)
+      JSON.writeLiteral("{\n", into: &out)
       let sorted = members.sorted { JSON.keyPrecedes($0.key, $1.key) }
       for (i, member) in sorted.enumerated() {
         JSON.writeSpaces(indent + 2, into: &out)
         JSON.writeString(member.key, into: &out)
-        out.append(contentsOf: ": ".utf8)
+        JSON.writeLiteral(": ", into: &out)
         member.value.write(into: &out, indent: indent + 2)
         if i + 1 < sorted.count { out.append(0x2C) }
         out.append(0x0A)
@@ -81,6 +81,12 @@ public indirect enum JSON: Sendable, Equatable {
       JSON.writeSpaces(indent, into: &out)
       out.append(0x7D)
     }
+  }
+
+  /// Appends a literal's bytes (no `String` on the way).
+  @inline(__always)
+  static func writeLiteral(_ literal: StaticString, into out: inout [UInt8]) {
+    out.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
   }
 
   static func writeSpaces(_ count: Int, into out: inout [UInt8]) {
@@ -164,14 +170,14 @@ public indirect enum JSON: Sendable, Equatable {
     }
     for byte in s.utf8 {
       switch byte {
-      case 0x22: out.append(contentsOf: "\\\"".utf8)
-      case 0x5C: out.append(contentsOf: "\\\\".utf8)
-      case 0x0A: out.append(contentsOf: "\\n".utf8)
-      case 0x0D: out.append(contentsOf: "\\r".utf8)
-      case 0x09: out.append(contentsOf: "\\t".utf8)
+      case 0x22: JSON.writeLiteral("\\\"", into: &out)
+      case 0x5C: JSON.writeLiteral("\\\\", into: &out)
+      case 0x0A: JSON.writeLiteral("\\n", into: &out)
+      case 0x0D: JSON.writeLiteral("\\r", into: &out)
+      case 0x09: JSON.writeLiteral("\\t", into: &out)
       case ..<0x20:
         let hex = Array("0123456789abcdef".utf8)
-        out.append(contentsOf: "\\u00".utf8)
+        JSON.writeLiteral("\\u00", into: &out)
         out.append(hex[Int(byte >> 4)])
         out.append(hex[Int(byte & 0xF)])
       default:

@@ -161,11 +161,11 @@ public enum JSONReport {
     let inner = clientIndent + 2
     var out: [UInt8] = []
     out.reserveCapacity(160 + 40 * c.backends.count)
-    out.append(contentsOf: "{\n".utf8)
+    JSON.writeLiteral("{\n", into: &out)
     JSON.writeSpaces(inner, into: &out)
-    out.append(contentsOf: "\"address\": ".utf8)
+    JSON.writeLiteral("\"address\": ", into: &out)
     JSON.writeString(c.address.description, into: &out)
-    out.append(contentsOf: ",\n".utf8)
+    JSON.writeLiteral(",\n", into: &out)
     JSON.writeSpaces(inner, into: &out)
     // The generic writer's object: one value per key (the last one), keys in its order.
     var backends: [(key: String, connections: Int)] = []
@@ -179,30 +179,34 @@ public enum JSONReport {
     }
     backends.sort { JSON.keyPrecedes($0.key, $1.key) }
     if backends.isEmpty {
-      out.append(contentsOf: "\"backends\": {},\n".utf8)
+      JSON.writeLiteral("\"backends\": {},\n", into: &out)
     } else {
-      out.append(contentsOf: "\"backends\": {\n".utf8)
+      JSON.writeLiteral("\"backends\": {\n", into: &out)
       for (i, entry) in backends.enumerated() {
         JSON.writeSpaces(inner + 2, into: &out)
         JSON.writeString(entry.key, into: &out)
-        out.append(contentsOf: ": ".utf8)
+        JSON.writeLiteral(": ", into: &out)
         JSON.writeInteger(Int64(clamping: entry.connections), into: &out)
         if i + 1 < backends.count { out.append(0x2C) }
         out.append(0x0A)
       }
       JSON.writeSpaces(inner, into: &out)
-      out.append(contentsOf: "},\n".utf8)
+      JSON.writeLiteral("},\n", into: &out)
     }
     JSON.writeSpaces(inner, into: &out)
-    out.append(contentsOf: "\"connections\": ".utf8)
+    JSON.writeLiteral("\"connections\": ", into: &out)
     JSON.writeInteger(Int64(clamping: c.connections), into: &out)
-    out.append(contentsOf: ",\n".utf8)
+    JSON.writeLiteral(",\n", into: &out)
     JSON.writeSpaces(inner, into: &out)
-    out.append(contentsOf: "\"sticky\": ".utf8)
-    out.append(contentsOf: (c.sticky.map { $0 ? "true" : "false" } ?? "null").utf8)
-    out.append(contentsOf: ",\n".utf8)
+    JSON.writeLiteral("\"sticky\": ", into: &out)
+    switch c.sticky {
+    case true?: JSON.writeLiteral("true", into: &out)
+    case false?: JSON.writeLiteral("false", into: &out)
+    case nil: JSON.writeLiteral("null", into: &out)
+    }
+    JSON.writeLiteral(",\n", into: &out)
     JSON.writeSpaces(inner, into: &out)
-    out.append(contentsOf: "\"stickyPValue\": ".utf8)
+    JSON.writeLiteral("\"stickyPValue\": ", into: &out)
     out.append(contentsOf: (c.stickyPValue.map(JSON.formatDouble) ?? "null").utf8)
     out.append(0x0A)
     JSON.writeSpaces(clientIndent, into: &out)
