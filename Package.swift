@@ -28,6 +28,8 @@ let package = Package(
     ),
 
     .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+    // One inline function (a cache prefetch hint) for the analyzer's hash tables; no library.
+    .systemLibrary(name: "CPrefetch"),
 
     // Plain values: addresses, tuples, observations, services. No I/O, no Foundation.
     .target(name: "LBCore"),
@@ -71,7 +73,7 @@ let package = Package(
     .target(name: "LBAnonymize", dependencies: ["LBCore"]),
 
     // Analyses: core values in, core values out.
-    .target(name: "LBAnalysis", dependencies: ["LBCore"], exclude: ["README.md"]),
+    .target(name: "LBAnalysis", dependencies: ["LBCore", "CPrefetch"], exclude: ["README.md"]),
 
     // Renderers: an analysis result in, text out.
     .target(name: "LBReport", dependencies: ["LBCore", "LBAnalysis"]),

@@ -1,3 +1,4 @@
+import CPrefetch
 import LBCore
 
 extension ConnectionAnalyzer {
@@ -56,6 +57,25 @@ extension ConnectionAnalyzer {
         }
         slot = (slot + 1) & mask
       }
+    }
+
+    /// The first slot `key` probes.
+    @inline(__always)
+    func homeSlot(_ key: ClientKey) -> Int { Int(truncatingIfNeeded: mix(key.bits ^ hashSeed)) & mask }
+
+    /// Starts loading `slot` (from `homeSlot`) into the cache.
+    @inline(__always)
+    func prefetch(slot: Int) {
+      slots.withUnsafeBufferPointer { lbscope_prefetch($0.baseAddress.map { $0 + (slot & mask) }) }
+    }
+
+    /// Starts loading the record that `slot` (already in the cache) points to, if any.
+    @inline(__always)
+    func prefetchRecord(slot: Int) {
+      let entry = slots[slot & mask]
+      guard entry != 0 else { return }
+      let index = Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) - 1
+      records.withUnsafeBufferPointer { lbscope_prefetch($0.baseAddress.map { $0 + index }) }
     }
 
     /// Inserts a record for `key` at the vacant slot `probe(key)` gave (nothing inserted since);

@@ -165,6 +165,35 @@ public struct ConnectionAnalyzer: Sendable {
     self.options = options
   }
 
+  /// Adds connections in order, as `add(_:)` one by one would, with the client-table lookups
+  /// of the whole batch started first: on a large table each lookup is two cache misses (slot,
+  /// then record), which otherwise stall one connection after the other.
+  public mutating func add(contentsOf batch: [ConnectionObservation]) {
+    guard batch.count > 1 else {
+      for observation in batch { add(observation) }
+      return
+    }
+    withUnsafeTemporaryAllocation(of: Int.self, capacity: batch.count) { homes in
+      // The slot each connection's client lookup starts at (-1: none); routes already known
+      // are found without side effects, a new one waits for `add`.
+      for (i, observation) in batch.enumerated() {
+        homes[i] = -1
+        guard observation.isDestinationTranslated,
+          let backend = routeIndex.find(
+            RouteKey(
+              service: ServiceKey(proto: observation.original.proto, frontend: observation.frontend),
+              backend: observation.backend))
+        else { continue }
+        let key = ClientKey(
+          service: backendTallies[Int(backend)].service, address: observation.client.address)
+        homes[i] = clientIndex.homeSlot(key)
+        clientIndex.prefetch(slot: homes[i])
+      }
+      for i in 0..<batch.count where homes[i] >= 0 { clientIndex.prefetchRecord(slot: homes[i]) }
+    }
+    for observation in batch { add(observation) }
+  }
+
   /// Adds one connection.
   public mutating func add(_ observation: ConnectionObservation) {
     connections += 1
@@ -309,13 +338,30 @@ public struct ConnectionAnalyzer: Sendable {
     }
     var clientMap = [Int32](repeating: -1, count: other.clientIndex.count)
     clientIndex.reserve(other.clientIndex.count)
-    for i in 0..<other.clientIndex.count {
-      let record = other.clientIndex[Int32(i)]
-      let mapped = ClientKey(service: serviceMap[Int(record.key.service)], address: record.key.address)
-      guard let slot = clientSlot(mapped, count: record.connections) else { continue }
-      clientMap[i] = clientIndex[slot: slot].index
-      if record.backend0 >= 0 { creditMerged(slot, backendMap[Int(record.backend0)], record.count0) }
-      if record.backend1 >= 0 { creditMerged(slot, backendMap[Int(record.backend1)], record.count1) }
+    // In batches, each batch's lookups started first (see `add(contentsOf:)`).
+    let batchSize = 64
+    for start in stride(from: 0, to: other.clientIndex.count, by: batchSize) {
+      let end = min(start + batchSize, other.clientIndex.count)
+      for i in start..<end {
+        let record = other.clientIndex[Int32(i)]
+        clientIndex.prefetch(
+          slot: clientIndex.homeSlot(
+            ClientKey(service: serviceMap[Int(record.key.service)], address: record.key.address)))
+      }
+      for i in start..<end {
+        let record = other.clientIndex[Int32(i)]
+        clientIndex.prefetchRecord(
+          slot: clientIndex.homeSlot(
+            ClientKey(service: serviceMap[Int(record.key.service)], address: record.key.address)))
+      }
+      for i in start..<end {
+        let record = other.clientIndex[Int32(i)]
+        let mapped = ClientKey(service: serviceMap[Int(record.key.service)], address: record.key.address)
+        guard let slot = clientSlot(mapped, count: record.connections) else { continue }
+        clientMap[i] = clientIndex[slot: slot].index
+        if record.backend0 >= 0 { creditMerged(slot, backendMap[Int(record.backend0)], record.count0) }
+        if record.backend1 >= 0 { creditMerged(slot, backendMap[Int(record.backend1)], record.count1) }
+      }
     }
     mergedPairs.reserveCapacity(mergedPairs.count + other.pairIndex.count + other.mergedPairs.count)
     for pair in other.pairIndex.records {

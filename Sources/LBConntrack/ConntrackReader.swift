@@ -116,7 +116,9 @@ public struct ConntrackReader {
     {
       return summary
     }
-    return try read(path: path, input: input) { sink.add($0) }
+    var batch = ObservationBatch()
+    defer { batch.flush(to: &sink) }
+    return try read(path: path, input: input) { batch.add($0, to: &sink) }
   }
 
   /// The parallel read, or `nil` when the input is not suited to it (nothing has been added to
@@ -146,11 +148,13 @@ public struct ConntrackReader {
         range: bounds[part]..<bounds[part + 1])
       var lines = 0
       var failure: Error? = nil
+      var batch = ObservationBatch()
       do {
         try reader.forEachLine { line, number, overlong in
           lines = number
-          try pass.line(line, number: number, overlong: overlong) { partSink.add($0) }
+          try pass.line(line, number: number, overlong: overlong) { batch.add($0, to: &partSink) }
         }
+        batch.flush(to: &partSink)
       } catch is TextPass.NeedsOnePass {
         pass.needsOnePass = true
       } catch {

@@ -172,10 +172,43 @@ public struct ConnectionObservation: Hashable, Sendable {
 /// thread fills an empty copy, and the copies are merged at the end.
 public protocol ObservationSink: Sendable {
   mutating func add(_ observation: ConnectionObservation)
+  /// Adds several observations in order, as `add(_:)` one by one would. Readers hand over
+  /// batches so that a sink can overlap the work of several (the analyzer starts all of a
+  /// batch's table lookups before it waits for the first).
+  mutating func add(contentsOf batch: [ConnectionObservation])
   /// Adds everything `other` holds, as if its observations had been added here. `other` read a
   /// later part of the same input, numbering its lines from 1: add `lineOffset` to the line of
   /// any location it kept.
   mutating func merge(_ other: Self, lineOffset: Int)
   /// A sink with the same settings and nothing in it.
   func makeEmpty() -> Self
+}
+
+extension ObservationSink {
+  public mutating func add(contentsOf batch: [ConnectionObservation]) {
+    for observation in batch { add(observation) }
+  }
+}
+
+/// Collects observations for `ObservationSink.add(contentsOf:)`, `capacity` at a time.
+public struct ObservationBatch {
+  public static var capacity: Int { 64 }
+  public var items: [ConnectionObservation] = []
+
+  public init() { items.reserveCapacity(Self.capacity) }
+
+  /// Adds `observation`; hands the batch to `sink` when it is full.
+  @inlinable
+  public mutating func add<Sink: ObservationSink>(_ observation: ConnectionObservation, to sink: inout Sink) {
+    items.append(observation)
+    if items.count >= Self.capacity { flush(to: &sink) }
+  }
+
+  /// Hands what is collected to `sink`.
+  @inlinable
+  public mutating func flush<Sink: ObservationSink>(to sink: inout Sink) {
+    guard !items.isEmpty else { return }
+    sink.add(contentsOf: items)
+    items.removeAll(keepingCapacity: true)
+  }
 }

@@ -60,3 +60,33 @@ func digest(_ result: AnalysisResult) -> [String] {
     }
   }
 }
+
+@Suite struct AnalyzerBatchTests {
+  /// Batches (with their lookups started ahead) give the same analysis as one connection at a
+  /// time, whatever the batch size, including batches that meet new services and clients.
+  @Test func batchesGiveTheSameAnalysisAsSingleAdds() throws {
+    var observations: [ConnectionObservation] = []
+    for (i, name) in [
+      "affinity-nat/conntrack-L.txt", "uniform/conntrack-L.txt", "stale-failing/conntrack-E.txt",
+    ]
+    .enumerated() {
+      _ = try ConntrackReader().read(path: labRoot.appendingPathComponent(name).path, input: i) {
+        observations.append($0)
+      }
+    }
+    try #require(observations.count > 300)
+    var single = ConnectionAnalyzer()
+    for o in observations { single.add(o) }
+    let expected = digest(single.finish(inputs: []))
+    for size in [1, 2, 7, 64, 1000] {
+      var batched = ConnectionAnalyzer()
+      var start = 0
+      while start < observations.count {
+        let end = min(start + size, observations.count)
+        batched.add(contentsOf: Array(observations[start..<end]))
+        start = end
+      }
+      #expect(digest(batched.finish(inputs: [])) == expected, "batch size \(size)")
+    }
+  }
+}
