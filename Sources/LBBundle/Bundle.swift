@@ -193,7 +193,9 @@ public enum BundleArchive {
       try gzip.finish()
       var failure = fsync(fd) == 0 ? 0 : errno
       if failure == 0 {
-        failure = InterruptCleanup.commit(temporary, as: archive) { rename(temporary, archive) == 0 ? 0 : errno }
+        failure = InterruptCleanup.commit(temporary, as: archive) {
+          rename(temporary, archive) == 0 ? 0 : errno
+        }
       }
       guard failure == 0 else {
         throw BundleError(

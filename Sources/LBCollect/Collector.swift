@@ -75,7 +75,9 @@ public enum Collector {
         path: temporary, reason: "cannot write \(BundleManifest.fileName): \(error)",
         hint: "check free space", category: .unwritableOutput)
     }
-    let renamed = InterruptCleanup.commit(temporary, as: output) { rename(temporary, output) == 0 ? 0 : errno }
+    let renamed = InterruptCleanup.commit(temporary, as: output) {
+      rename(temporary, output) == 0 ? 0 : errno
+    }
     guard renamed == 0 else {
       throw BundleError(
         path: output, reason: "cannot rename \(temporary) into place: \(String(cString: strerror(renamed)))",

@@ -80,7 +80,8 @@ public struct LineReader {
         offset += Int64(count)
       } else {
         if left <= 0 { break }
-        count = try descriptor.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<min(chunkSize, left)]))
+        count = try descriptor.read(
+          into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<min(chunkSize, left)]))
         left -= count
       }
       if count == 0 { break }

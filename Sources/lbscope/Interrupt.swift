@@ -31,7 +31,8 @@ enum Interrupt {
   /// reads or writes files calls this first).
   static func install(output: String?) {
     guard let fd = SignalPipe.install() else {
-      FileDescriptor.standardError.writeLine("lbscope: cannot install signal handlers; Ctrl-C ends lbscope at once")
+      FileDescriptor.standardError.writeLine(
+        "lbscope: cannot install signal handlers; Ctrl-C ends lbscope at once")
       return
     }
     watch(fd, output: output)

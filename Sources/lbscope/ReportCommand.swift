@@ -64,7 +64,9 @@ struct ReportCommand: ParsableCommand {
       // writer): refuse instead of hanging.
       throw UnknownInput(
         path: path, reason: "is a FIFO or pipe, and report detects each input's kind from its first bytes",
-        hint: "give it to the command for its kind (lbscope conntrack, rules or pcap), or save it to a file first")
+        hint:
+          "give it to the command for its kind (lbscope conntrack, rules or pcap), or save it to a file first"
+      )
     }
     guard let fd = try? FileDescriptor.open(FilePath(path), .readOnly) else {
       throw UnknownInput(path: path, reason: "cannot open", hint: "check the path and permissions")

@@ -43,7 +43,8 @@ final class BackgroundRun {
     if !ended { kill(process.processIdentifier, SIGKILL) }
     process.waitUntilExit()
     let run = Run(
-      status: process.terminationReason == .exit ? process.terminationStatus : 128 + process.terminationStatus,
+      status: process.terminationReason == .exit
+        ? process.terminationStatus : 128 + process.terminationStatus,
       stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
       stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
     return (run, ended)
@@ -100,7 +101,8 @@ func scratchLeftovers(in directory: String) -> [String] {
   static let conntrackHead = Data(
     (try? String(
       contentsOf: repository.appendingPathComponent("captures/uniform/conntrack-L.txt"), encoding: .utf8))
-      .map { text in text.split(separator: "\n").prefix(100).joined(separator: "\n") + "\n" }?.utf8 ?? "".utf8)
+      .map { text in text.split(separator: "\n").prefix(100).joined(separator: "\n") + "\n" }?.utf8 ?? "".utf8
+  )
 
   struct Case: CustomTestStringConvertible, Sendable {
     var command: String
