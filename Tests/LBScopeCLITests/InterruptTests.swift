@@ -207,6 +207,9 @@ func scratchLeftovers(in directory: String) -> [String] {
         .map { "/tmp/\($0)/\(top)/a-marker.txt" }
         .filter { FileManager.default.fileExists(atPath: $0) }
     }
+    // Draining the pipe comes before inflating and writing what it held: wait for the file.
+    let start = Date()
+    while extracted().isEmpty && Date().timeIntervalSince(start) < 20 { usleep(10_000) }
     #expect(extracted().count == 1, "lbscope is extracting the archive")
     let (run, ended) = lbscope.interrupt(with: SIGINT)
     #expect(ended)
