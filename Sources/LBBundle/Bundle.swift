@@ -93,7 +93,10 @@ public final class Bundle {
   }
 
   deinit {
-    if let extracted { BundleArchive.remove(root: extracted, entries: extractedEntries) }
+    if let extracted {
+      BundleArchive.remove(root: extracted, entries: extractedEntries)
+      InterruptCleanup.unregister(extracted)
+    }
   }
 
   /// The files of the given kinds, in manifest order.
@@ -132,6 +135,8 @@ public enum BundleArchive {
     let top = root.split(separator: "/").last.map(String.init) ?? "bundle"
     let names = listTree(root)
     let temporary = archive + ".lbscope-tmp-\(getpid())"
+    InterruptCleanup.register(temporary, .file)
+    defer { InterruptCleanup.unregister(temporary) }
     let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
     guard fd >= 0 else {
       throw BundleError(
@@ -186,9 +191,15 @@ public enum BundleArchive {
       }
       try [UInt8](repeating: 0, count: 2 * Ustar.block).withUnsafeBytes { b in try gzip.write(b) }
       try gzip.finish()
-      guard fsync(fd) == 0, rename(temporary, archive) == 0 else {
+      var failure = fsync(fd) == 0 ? 0 : errno
+      if failure == 0 {
+        failure = InterruptCleanup.commit(temporary, as: archive) {
+          rename(temporary, archive) == 0 ? 0 : errno
+        }
+      }
+      guard failure == 0 else {
         throw BundleError(
-          path: archive, reason: "cannot write: \(String(cString: strerror(errno)))", hint: "",
+          path: archive, reason: "cannot write: \(String(cString: strerror(failure)))", hint: "",
           category: .unwritableOutput)
       }
     } catch {
@@ -257,6 +268,8 @@ public enum BundleArchive {
         category: .unwritableOutput)
     }
     let root = String(cString: made)
+    // An interrupt removes it; `Bundle.deinit` (or the failure below) removes it otherwise.
+    InterruptCleanup.register(root, .directory)
     var entries: [String] = []
     do {
       let gzip = try GzipReader(descriptor: fd, path: archive)
@@ -314,6 +327,7 @@ public enum BundleArchive {
       }
     } catch {
       remove(root: root, entries: entries)
+      InterruptCleanup.unregister(root)
       throw error
     }
     return (root, entries)

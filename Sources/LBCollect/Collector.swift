@@ -55,7 +55,10 @@ public enum Collector {
         category: .unwritableOutput)
     }
     let temporary = output + ".lbscope-tmp-\(getpid())"
+    // An interrupt removes the unfinished bundle (Interrupt.swift in the command line).
+    InterruptCleanup.register(temporary, .directory)
     guard mkdir(temporary, 0o755) == 0 else {
+      InterruptCleanup.unregister(temporary)
       throw BundleError(
         path: temporary, reason: "cannot create: \(String(cString: strerror(errno)))",
         hint: "check the parent directory exists and is writable", category: .unwritableOutput)
@@ -72,9 +75,12 @@ public enum Collector {
         path: temporary, reason: "cannot write \(BundleManifest.fileName): \(error)",
         hint: "check free space", category: .unwritableOutput)
     }
-    guard rename(temporary, output) == 0 else {
+    let renamed = InterruptCleanup.commit(temporary, as: output) {
+      rename(temporary, output) == 0 ? 0 : errno
+    }
+    guard renamed == 0 else {
       throw BundleError(
-        path: output, reason: "cannot rename \(temporary) into place: \(String(cString: strerror(errno)))",
+        path: output, reason: "cannot rename \(temporary) into place: \(String(cString: strerror(renamed)))",
         hint: "", category: .unwritableOutput)
     }
     try BundleArchive.write(directory: output, to: archive)

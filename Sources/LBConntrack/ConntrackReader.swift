@@ -126,6 +126,10 @@ public struct ConntrackReader {
   func readInParts<Sink: ObservationSink>(
     path: String, input: Int, into sink: inout Sink, parallelism: Int
   ) throws(ConntrackReaderError) -> InputSummary? {
+    // Only a regular file: opening a FIFO here and then again in the one-pass read would lose
+    // what its writer put in meanwhile and wait for a second writer for ever.
+    var status = stat()
+    guard stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFREG else { return nil }
     guard let descriptor = try? FileDescriptor.open(FilePath(path), .readOnly) else { return nil }
     defer { try? descriptor.close() }
     guard let bounds = partBounds(descriptor, parallelism: parallelism) else { return nil }

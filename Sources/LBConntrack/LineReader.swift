@@ -59,6 +59,17 @@ public struct LineReader {
     }
 
     var offset = range?.lowerBound ?? 0
+    // A regular file is read up to its size at the start: one still being written ends there
+    // instead of being followed for ever. Pipes, FIFOs and /proc files (whose size says 0) are
+    // read to their end.
+    var left = Int.max
+    var status = stat()
+    if range == nil, fstat(descriptor.rawValue, &status) == 0, status.st_mode & S_IFMT == S_IFREG,
+      status.st_size > 0
+    {
+      let position = lseek(descriptor.rawValue, 0, SEEK_CUR)
+      if position >= 0 { left = max(0, Int(status.st_size) - Int(position)) }
+    }
     while true {
       let count: Int
       if let range {
@@ -68,7 +79,10 @@ public struct LineReader {
           fromAbsoluteOffset: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<wanted]))
         offset += Int64(count)
       } else {
-        count = try descriptor.read(into: buffer)
+        if left <= 0 { break }
+        count = try descriptor.read(
+          into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<min(chunkSize, left)]))
+        left -= count
       }
       if count == 0 { break }
       totalBytes += count

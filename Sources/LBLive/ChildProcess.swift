@@ -1,3 +1,5 @@
+import LBCore
+
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -141,6 +143,8 @@ public final class ChildProcess {
       outcome.failure = "posix_spawn: \(String(cString: strerror(result)))"
       return .failure(ProcessOutcomeError(outcome: outcome))
     }
+    // Its own process group (pgid = pid): an interrupt of lbscope ends it (Interrupt.swift).
+    InterruptCleanup.register(processGroup: pid)
     for fd in [outEnds[0], errEnds[0]] where fd >= 0 {
       _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
       _ = fcntl(fd, F_SETFL, O_NONBLOCK)
@@ -171,6 +175,7 @@ public final class ChildProcess {
       kill(-pid, SIGKILL)
       var status: Int32 = 0
       waitpid(pid, &status, 0)
+      InterruptCleanup.unregister(processGroup: pid)
     }
   }
 
@@ -194,6 +199,7 @@ public final class ChildProcess {
       var status: Int32 = 0
       if waitpid(pid, &status, WNOHANG) == pid {
         reaped = true
+        InterruptCleanup.unregister(processGroup: pid)
         // Collect what is still in the pipes.
         Self.drain(&outputPipe, into: &output, limit: outputLimit, count: &outputBytes, buffer: &buffer)
         Self.drain(&errorPipe, into: &errorOutput, limit: errorLimit, count: &ignored, buffer: &buffer)

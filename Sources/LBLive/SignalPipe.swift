@@ -33,6 +33,12 @@ public enum SignalPipe {
       action.sa_flags = SA_RESTART
       sigaction(number, &action, nil)
     }
+    // A parent may have left them blocked (a blocked mask survives exec): unblock them here, so
+    // threads started afterwards inherit the unblocked mask.
+    var unblocked = sigset_t()
+    sigemptyset(&unblocked)
+    for number in signals { sigaddset(&unblocked, number) }
+    pthread_sigmask(SIG_UNBLOCK, &unblocked, nil)
     return ends[0]
   }
 

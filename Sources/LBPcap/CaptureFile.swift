@@ -172,7 +172,18 @@ public final class CaptureFileReader {
       start = 0
     }
     while end - start < count && !atEOF {
-      let room = UnsafeMutableRawBufferPointer(rebasing: buffer[end...])
+      var room = UnsafeMutableRawBufferPointer(rebasing: buffer[end...])
+      if fileSize > 0 {
+        // A regular file is read up to its size when opened: one still being written (tcpdump
+        // -w, a copy in progress) ends there instead of being followed for ever.
+        let left = fileSize - (fileOffsetOfStart + end - start)
+        if left <= 0 {
+          atEOF = true
+          noteGrowth()
+          break
+        }
+        if left < room.count { room = UnsafeMutableRawBufferPointer(rebasing: room[..<left]) }
+      }
       let n: Int
       do {
         n = try descriptor.read(into: room)
@@ -184,6 +195,15 @@ public final class CaptureFileReader {
       if n == 0 { atEOF = true } else { end += n }
     }
     return end - start >= count
+  }
+
+  /// Says in the summary when the file grew past the size it had when opened.
+  func noteGrowth() {
+    var status = stat()
+    guard fstat(descriptor.rawValue, &status) == 0, Int(status.st_size) > fileSize else { return }
+    summary.notes.append(
+      "the file grew while it was read: read its first \(fileSize) bytes (its size when opened), not the \(Int(status.st_size) - fileSize) bytes written since"
+    )
   }
 
   /// The unconsumed bytes as a view.

@@ -67,11 +67,14 @@ public final class FlowTable {
 
   func insert(_ record: FlowRecord, at slot: Int) -> Int {
     if count == recordCapacity {
-      let grown = UnsafeMutablePointer<FlowRecord>.allocate(capacity: recordCapacity * 2)
+      // Doubling, but never past `maxFlows` (plus one, should a caller insert at the limit):
+      // a table that stops at 100,000 flows does not hold room for 131,072.
+      let capacity = max(count + 1, min(recordCapacity * 2, maxFlows))
+      let grown = UnsafeMutablePointer<FlowRecord>.allocate(capacity: capacity)
       grown.moveInitialize(from: records, count: count)
       records.deallocate()
       records = grown
-      recordCapacity *= 2
+      recordCapacity = capacity
     }
     (records + count).initialize(to: record)
     slots[slot] = Int32(count + 1)
@@ -281,7 +284,8 @@ public final class FlowTable {
     let slot = r.hostSlot
     if p.proto == 6 {
       if p.tcpFlags & (TCPFlags.syn | TCPFlags.ack) == TCPFlags.syn && !r.sawSYN {
-        let tag = UInt16(truncatingIfNeeded: (p.destination.low ^ p.destination.high) &* 0x9E37_79B9_7F4A_7C15 >> 48)
+        let tag = UInt16(
+          truncatingIfNeeded: (p.destination.low ^ p.destination.high) &* 0x9E37_79B9_7F4A_7C15 >> 48)
         hosts.syn(slot, p, destinationTag: tag ^ p.destinationPort)
       } else if r.packets.0 == 1 && !r.sawSYN {
         hosts.firstPacket(slot, p)
@@ -421,14 +425,20 @@ public final class FlowTable {
 
   /// Finishes every flow (end of input), oldest first.
   public func finishAll(finish: (FlowRecord) -> Void) {
-    var all: [FlowRecord] = []
-    all.reserveCapacity(count)
-    for i in 0..<count { all.append(records[i]) }
+    // Sorts positions, not records: a sorted copy of a full table (about 360 bytes a flow,
+    // plus the sort's scratch) would add half again to the peak memory of a flow flood.
+    // Ties keep table order, as the stable sort of records did.
+    let table = records
+    var order = [Int32](repeating: 0, count: count)
+    for i in order.indices { order[i] = Int32(i) }
+    order.sort {
+      (table[Int($0)].firstSeen, table[Int($0)].firstPacket, $0)
+        < (table[Int($1)].firstSeen, table[Int($1)].firstPacket, $1)
+    }
+    for i in order { finish(table[Int(i)]) }
     records.deinitialize(count: count)
     count = 0
     slots.update(repeating: 0, count: slotMask + 1)
-    all.sort { ($0.firstSeen, $0.firstPacket) < ($1.firstSeen, $1.firstPacket) }
-    for r in all { finish(r) }
   }
 
   /// Makes room: finishes the tenth of the flows that have been idle longest.

@@ -52,6 +52,15 @@ enum RulesFile {
     }
   }
 
+  /// Whether `path` is a FIFO, socket or character device (`<(iptables-save)` gives a pipe):
+  /// its first lines cannot be looked at without consuming them.
+  static func isStream(_ path: String) -> Bool {
+    var status = stat()
+    guard stat(path, &status) == 0 else { return false }
+    let type = status.st_mode & S_IFMT
+    return type == S_IFIFO || type == S_IFSOCK || type == S_IFCHR
+  }
+
   /// Whether `path` is a directory.
   static func isDirectory(_ path: String) -> Bool {
     var status = stat()

@@ -149,9 +149,11 @@ public enum RulesReader {
     return nil
   }
 
-  /// The format of `path`, from its first meaningful lines.
+  /// The format of `path`, from its first meaningful lines. Standard input and pipes (a FIFO,
+  /// `<(iptables-save)`) cannot be read twice: they are iptables-save unless `--input-format`
+  /// names another format.
   public static func detect(path: String) throws(RulesReaderError) -> RulesFormat {
-    if path == "-" { return .iptablesSave }
+    if path == "-" || RulesFile.isStream(path) { return .iptablesSave }
     guard let head = RulesFile.head(path, limit: 16 * 1024) else {
       throw RulesReaderError(
         code: .cannotOpen, path: path, reason: "cannot open", hint: "check the path and permissions")

@@ -141,6 +141,8 @@ struct CaptureCommand: ParsableCommand {
       Failure(error).exit()
     }
     if terminal { _ = try? FileDescriptor.standardError.writeAll("\r\u{1B}[K".utf8) }
+    // Every file is closed: from here on a signal interrupts the read-back (exit 130).
+    Interrupt.watch(stop, output: report.output)
     let counters = capture.counters()
     let seconds = WatchCommand.seconds(started.duration(to: clock.now))
     let why: String

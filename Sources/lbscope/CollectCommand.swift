@@ -44,6 +44,7 @@ struct CollectCommand: ParsableCommand {
   }
 
   func run() throws {
+    Interrupt.install(output: output)
     let options = CollectOptions(
       output: output, timeout: .seconds(timeout), toolVersion: LBScope.version, captureSeconds: captureSeconds
     )

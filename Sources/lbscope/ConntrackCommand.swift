@@ -45,6 +45,7 @@ struct ConntrackCommand: ParsableCommand {
   }
 
   func run() throws {
+    Interrupt.install(output: report.output)
     var analyzer = ConnectionAnalyzer(options: report.analysisOptions)
     var summaries: [InputSummary] = []
     let reader = ConntrackReader()

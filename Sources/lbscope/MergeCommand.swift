@@ -32,6 +32,7 @@ struct MergeCommand: ParsableCommand {
   }
 
   func run() throws {
+    Interrupt.install(output: report.output)
     var nodes: [NodeReport] = []
     for path in reports {
       do {

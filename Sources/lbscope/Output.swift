@@ -38,8 +38,10 @@ struct Failure: Error, CustomStringConvertible {
 }
 
 extension Failure {
-  /// Prints `lbscope: message` on standard error and exits with the code.
+  /// Prints `lbscope: message` on standard error, removes the scratch files and directories of
+  /// the run (an archive extracted into /tmp, a report's temporary name) and exits with the code.
   func exit() -> Never {
+    InterruptCleanup.withLockedState { Interrupt.removeScratch(&$0) }
     FileDescriptor.standardError.writeLine("lbscope: \(message)")
     Glibc.exit(code)
   }
@@ -140,6 +142,8 @@ enum AtomicFile {
       }
     }
     let temporary = path + ".lbscope-tmp-\(getpid())"
+    // Registered first: an interrupt (Interrupt.swift) removes it, whatever point it reached.
+    InterruptCleanup.register(temporary, .file)
     do {
       let fd = try FileDescriptor.open(
         FilePath(temporary), .writeOnly, options: [.create, .exclusiveCreate, .truncate],
@@ -152,9 +156,11 @@ enum AtomicFile {
         try? fd.close()
         throw error
       }
-      guard rename(temporary, path) == 0 else { throw Errno(rawValue: errno) }
+      let renamed = InterruptCleanup.commit(temporary, as: path) { rename(temporary, path) == 0 ? 0 : errno }
+      guard renamed == 0 else { throw Errno(rawValue: renamed) }
     } catch {
       _ = unlink(temporary)
+      InterruptCleanup.unregister(temporary)
       throw WriteError(
         path: path, reason: "cannot write: \(error)", hint: "check the directory exists and is writable")
     }

@@ -42,6 +42,7 @@ struct PcapCommand: ParsableCommand {
   }
 
   func run() throws {
+    Interrupt.install(output: report.output)
     var options = TraceOptions()
     options.filter = filter
     options.maxFlows = maxFlows

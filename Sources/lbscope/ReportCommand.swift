@@ -60,6 +60,15 @@ struct ReportCommand: ParsableCommand {
 
   static func detect(_ path: String) throws -> Kind {
     if InputPath.isDirectoryPath(path) { return .rules }  // a collected xt_recent/ directory
+    if InputPath.isStream(path) {
+      // Sniffing would consume the head that the reader needs (and reopening waits for a new
+      // writer): refuse instead of hanging.
+      throw UnknownInput(
+        path: path, reason: "is a FIFO or pipe, and report detects each input's kind from its first bytes",
+        hint:
+          "give it to the command for its kind (lbscope conntrack, rules or pcap), or save it to a file first"
+      )
+    }
     guard let fd = try? FileDescriptor.open(FilePath(path), .readOnly) else {
       throw UnknownInput(path: path, reason: "cannot open", hint: "check the path and permissions")
     }
@@ -141,6 +150,7 @@ struct ReportCommand: ParsableCommand {
   }
 
   func run() throws {
+    Interrupt.install(output: report.output)
     var classified = Self.classifyOrExit(inputs)
     let conntrackFiles = classified.conntrack
     let captureFiles = classified.captures
@@ -266,6 +276,14 @@ enum InputPath {
   static func isDirectoryPath(_ path: String) -> Bool {
     var status = stat()
     return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR
+  }
+
+  /// Whether `path` is a FIFO, socket or character device: it cannot be read twice.
+  static func isStream(_ path: String) -> Bool {
+    var status = stat()
+    guard stat(path, &status) == 0 else { return false }
+    let type = status.st_mode & S_IFMT
+    return type == S_IFIFO || type == S_IFSOCK || type == S_IFCHR
   }
 
   /// Whether a file contains `needle` (read in 1 MiB chunks, so a large ruleset is never held).

@@ -71,6 +71,7 @@ struct RulesCommand: ParsableCommand {
   }
 
   func run() throws {
+    Interrupt.install(output: report.output)
     var options = RulesReadOptions(keepIptablesDumps: !trace.isEmpty)
     if let jiffies, let hz { options.clock = JiffiesClock(jiffies: jiffies, hz: hz) }
     let read: RulesReadResult

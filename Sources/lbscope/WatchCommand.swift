@@ -78,6 +78,8 @@ struct WatchCommand: ParsableCommand {
     } catch {
       Failure(error).exit()
     }
+    // From here on a signal interrupts (exit 130) instead of ending the watch.
+    Interrupt.watch(stop, output: report.output)
     table.finishOpen { analyzer.add($0) }
 
     var summary = InputSummary(path: "netlink:conntrack-events", kind: .liveConntrack)
