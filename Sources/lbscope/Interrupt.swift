@@ -57,7 +57,15 @@ enum Interrupt {
   /// Waits for a signal byte, then cleans up and exits with 130.
   private static func waitAndExit() -> Never {
     var fds = [pollfd(fd: pipe, events: Int16(POLLIN), revents: 0)]
-    while poll(&fds, 1, -1) < 1 || fds[0].revents & Int16(POLLIN) == 0 {}
+    while true {
+      let ready = poll(&fds, 1, -1)
+      if ready == 1 && fds[0].revents & Int16(POLLIN) != 0 { break }
+      if ready == 1 {
+        // The pipe is gone (POLLNVAL, POLLERR, POLLHUP): sleep rather than spin on it. The
+        // handler's byte can no longer reach this thread, so an interrupt is not cleaned up.
+        while true { pause() }
+      }
+    }
     let _: Never = InterruptCleanup.withLockedState { state in
       removeScratch(&state)
       let name = SignalPipe.caught.map(WatchCommand.signalName) ?? "a signal"
