@@ -85,9 +85,17 @@ public final class CaptureFileReader {
     var offsetSeconds: Int64 = 0
   }
 
+  /// Files at least this large are read ahead on another thread (`ReadAhead`).
+  public static let readAheadMinimum = 16 << 20
+
   let descriptor: FileDescriptor
   let ownsDescriptor: Bool
+  /// The unconsumed bytes live in `buffer`: the reader's own allocation (`owned`), or the chunk
+  /// of `readAhead` in use (`chunk`).
   var buffer: UnsafeMutableRawBufferPointer
+  var owned: UnsafeMutableRawBufferPointer
+  var readAhead: ReadAhead?
+  var chunk: ReadAhead.Chunk?
   /// Unconsumed bytes are `buffer[start..<end]`; `fileOffsetOfStart` is where `start` lies in the file.
   var start = 0
   var end = 0
@@ -109,7 +117,7 @@ public final class CaptureFileReader {
 
   /// Opens `path` and reads its header. Throws only when it cannot be opened or read, or is not
   /// a capture file.
-  public convenience init(path: String) throws(PcapError) {
+  public convenience init(path: String, readAhead: Bool = true) throws(PcapError) {
     let descriptor: FileDescriptor
     do {
       descriptor = try FileDescriptor.open(FilePath(path), .readOnly)
@@ -118,11 +126,14 @@ public final class CaptureFileReader {
         code: .cannotOpen, path: path, reason: "cannot open: \(error)",
         hint: "check the path and permissions", errno: error as? Errno)
     }
-    try self.init(descriptor: descriptor, path: path, owns: true)
+    try self.init(descriptor: descriptor, path: path, owns: true, readAhead: readAhead)
   }
 
-  /// Reads from an open descriptor (standard input, a pipe); closes it only when `owns`.
-  public init(descriptor: FileDescriptor, path: String, owns: Bool) throws(PcapError) {
+  /// Reads from an open descriptor (standard input, a pipe); closes it only when `owns`. A
+  /// regular file of at least `readAheadMinimum` bytes is read ahead on another thread unless
+  /// `readAhead` is false.
+  public init(descriptor: FileDescriptor, path: String, owns: Bool, readAhead: Bool = true) throws(PcapError)
+  {
     self.descriptor = descriptor
     self.ownsDescriptor = owns
     summary = InputSummary(path: path, kind: .pcap)
@@ -137,12 +148,22 @@ public final class CaptureFileReader {
     } else {
       fileSize = 0
     }
-    buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 16)
-    try readFileHeader()
+    owned = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 16)
+    buffer = owned
+    if readAhead && fileSize >= Self.readAheadMinimum {
+      self.readAhead = ReadAhead(descriptor: descriptor.rawValue, from: 0, to: fileSize)
+    }
+    do {
+      try readFileHeader()
+    } catch {
+      self.readAhead?.stop()
+      throw error
+    }
   }
 
   deinit {
-    buffer.deallocate()
+    readAhead?.stop()
+    owned.deallocate()
     if ownsDescriptor { try? descriptor.close() }
   }
 
@@ -154,6 +175,7 @@ public final class CaptureFileReader {
   /// `maxRecordLength` plus a header) as needed. False at end of file.
   func ensure(_ count: Int) throws(PcapError) -> Bool {
     if end - start >= count { return true }
+    if readAhead != nil { return try ensureAhead(count) }
     if count > buffer.count {
       let grown = UnsafeMutableRawBufferPointer.allocate(
         byteCount: max(count, buffer.count * 2), alignment: 16)
@@ -162,7 +184,8 @@ public final class CaptureFileReader {
       }
       end -= start
       start = 0
-      buffer.deallocate()
+      owned.deallocate()
+      owned = grown
       buffer = grown
     } else if start > 0 {
       if let base = buffer.baseAddress, end > start {
@@ -193,6 +216,64 @@ public final class CaptureFileReader {
           reason: "read failed: \(error)", hint: "check the disk and the file", errno: error as? Errno)
       }
       if n == 0 { atEOF = true } else { end += n }
+    }
+    return end - start >= count
+  }
+
+  /// `ensure` for a file read ahead: takes the next chunks, with the unconsumed bytes put in
+  /// front of each (in its prefix room, or in `owned` for a record longer than that).
+  func ensureAhead(_ count: Int) throws(PcapError) -> Bool {
+    guard let readAhead else { return false }
+    while end - start < count && !atEOF {
+      guard let next = readAhead.next() else {
+        atEOF = true
+        noteGrowth()
+        break
+      }
+      let tail = end - start
+      let fileOffset = fileOffsetOfStart + tail
+      if next.error != 0 {
+        readAhead.recycle(next)
+        throw PcapError(
+          code: .cannotRead, path: path, byteOffset: next.fileOffset + next.count,
+          reason: "read failed: \(Errno(rawValue: next.error))", hint: "check the disk and the file",
+          errno: Errno(rawValue: next.error))
+      }
+      guard next.fileOffset == fileOffset, let from = buffer.baseAddress, let base = next.storage.baseAddress
+      else {
+        readAhead.recycle(next)
+        atEOF = true
+        break
+      }
+      if tail <= readAhead.prefix {
+        (base + readAhead.prefix - tail).copyMemory(from: from + start, byteCount: tail)
+        if let used = chunk { readAhead.recycle(used) }
+        chunk = next
+        buffer = next.storage
+        start = readAhead.prefix - tail
+        end = readAhead.prefix + next.count
+      } else {
+        // A record longer than the prefix room: joined in the reader's own buffer.
+        let needed = tail + next.count
+        if needed > owned.count {
+          let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: needed, alignment: 16)
+          if let to = grown.baseAddress { to.copyMemory(from: from + start, byteCount: tail) }
+          owned.deallocate()
+          owned = grown
+        } else if let to = owned.baseAddress {
+          to.copyMemory(from: from + start, byteCount: tail)  // memmove: may overlap in `owned`
+        }
+        if let to = owned.baseAddress {
+          (to + tail).copyMemory(from: base + readAhead.prefix, byteCount: next.count)
+        }
+        readAhead.recycle(next)
+        if let used = chunk { readAhead.recycle(used) }
+        chunk = nil
+        buffer = owned
+        start = 0
+        end = needed
+      }
+      if next.count == 0 { atEOF = true }
     }
     return end - start >= count
   }
