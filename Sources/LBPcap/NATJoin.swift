@@ -106,53 +106,57 @@ public struct NATJoiner {
   /// Splits a group into connections (legs starting within `window` of the first) and emits one
   /// observation per connection.
   mutating func resolve(_ legs: [FlowRecord], emit: (ConnectionObservation) -> Void) {
-    var legs = legs
-    legs.sort { ($0.firstSeen, $0.firstPacket) < ($1.firstSeen, $1.firstPacket) }
-    var cluster: [FlowRecord] = []
-    for leg in legs {
+    // Legs by position: a FlowRecord is a few hundred bytes, not worth moving around.
+    let order = legs.indices.sorted {
+      (legs[$0].firstSeen, legs[$0].firstPacket) < (legs[$1].firstSeen, legs[$1].firstPacket)
+    }
+    var cluster: [Int] = []
+    for i in order {
       if let first = cluster.first,
-        leg.firstSeen &- first.firstSeen > window || leg.key.proto != first.key.proto
+        legs[i].firstSeen &- legs[first].firstSeen > window || legs[i].key.proto != legs[first].key.proto
       {
-        emit(observation(cluster))
+        emit(observation(legs, cluster))
         cluster.removeAll(keepingCapacity: true)
       }
-      cluster.append(leg)
+      cluster.append(i)
     }
-    if !cluster.isEmpty { emit(observation(cluster)) }
+    if !cluster.isEmpty { emit(observation(legs, cluster)) }
   }
 
-  mutating func observation(_ legs: [FlowRecord]) -> ConnectionObservation {
-    let original = legs[0]
-    let originalTuple = original.tuple
-    var translated = original
-    for leg in legs.dropFirst() where leg.tuple != originalTuple { translated = leg }
-    if legs.count > 1 && translated.tuple != originalTuple {
+  /// The observation of one connection: `legs[cluster]`, the first being the original leg.
+  mutating func observation(_ legs: [FlowRecord], _ cluster: [Int]) -> ConnectionObservation {
+    let o = cluster[0]
+    let originalTuple = legs[o].tuple
+    var t = o
+    for i in cluster.dropFirst() where legs[i].tuple != originalTuple { t = i }
+    let translatedTuple = legs[t].tuple
+    if cluster.count > 1 && translatedTuple != originalTuple {
       joinedConnections += 1
     } else {
       oneLegConnections += 1
     }
-    var o = ConnectionObservation(
-      original: originalTuple, translated: translated.tuple, state: translated.state,
-      replied: translated.replied, assured: translated.assured,
-      originalCounters: Counters(packets: translated.packets.0, bytes: translated.bytes.0),
-      replyCounters: Counters(packets: translated.packets.1, bytes: translated.bytes.1),
-      location: SourceLocation(input: Int(original.input), line: original.firstPacket))
-    if legs.contains(where: \.icmpUnreachable) { o.replied = false }
-    o.handshakeRTTNanos = translated.handshakeRTT ?? original.handshakeRTT
-    let requests = legs.map(\.httpRequests).max() ?? 0
-    if requests > 0 { o.httpRequests = Int(requests) }
+    var observation = ConnectionObservation(
+      original: originalTuple, translated: translatedTuple, state: legs[t].state,
+      replied: legs[t].replied, assured: legs[t].assured,
+      originalCounters: Counters(packets: legs[t].packets.0, bytes: legs[t].bytes.0),
+      replyCounters: Counters(packets: legs[t].packets.1, bytes: legs[t].bytes.1),
+      location: SourceLocation(input: Int(legs[o].input), line: legs[o].firstPacket))
+    if cluster.contains(where: { legs[$0].icmpUnreachable }) { observation.replied = false }
+    observation.handshakeRTTNanos = legs[t].handshakeRTT ?? legs[o].handshakeRTT
+    let requests = cluster.map { legs[$0].httpRequests }.max() ?? 0
+    if requests > 0 { observation.httpRequests = Int(requests) }
     // Cookie affinity needs both ends: the Service address asked for and the backend reached.
-    if translated.tuple.destination != originalTuple.destination {
+    if translatedTuple.destination != originalTuple.destination {
       var seen: [UInt64] = []
-      for leg in legs {
-        for pair in leg.cookiePairs where !seen.contains(pair.name) {
+      for i in cluster {
+        for pair in legs[i].cookiePairs where !seen.contains(pair.name) {
           seen.append(pair.name)
           cookies.add(
             frontend: originalTuple.destination, proto: originalTuple.proto,
-            backend: translated.tuple.destination, name: pair.name, value: pair.value)
+            backend: translatedTuple.destination, name: pair.name, value: pair.value)
         }
       }
     }
-    return o
+    return observation
   }
 }
