@@ -69,7 +69,16 @@ public final class CaptureFileReader {
   /// Bytes read from the file per `read(2)`.
   public static let chunkSize = 4 << 20
 
-  public private(set) var summary: InputSummary
+  /// What was read: records, counted issues and notes.
+  public var summary: InputSummary {
+    var summary = recorded
+    summary.records += recordCount
+    return summary
+  }
+  /// The summary but for its record count, kept apart: a plain counter bumped per packet costs
+  /// nothing, where changing a struct held by a class is checked for exclusive access each time.
+  var recorded: InputSummary
+  var recordCount = 0
   /// Bytes consumed so far and the file's size (0 when unknown), for progress.
   public private(set) var bytesConsumed = 0
   public let fileSize: Int
@@ -136,7 +145,7 @@ public final class CaptureFileReader {
   {
     self.descriptor = descriptor
     self.ownsDescriptor = owns
-    summary = InputSummary(path: path, kind: .pcap)
+    recorded = InputSummary(path: path, kind: .pcap)
     var status = stat()
     if fstat(descriptor.rawValue, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG {
       fileSize = Int(status.st_size)
@@ -167,7 +176,7 @@ public final class CaptureFileReader {
     if ownsDescriptor { try? descriptor.close() }
   }
 
-  var path: String { summary.path }
+  var path: String { recorded.path }
 
   // MARK: - Buffering
 
@@ -282,7 +291,7 @@ public final class CaptureFileReader {
   func noteGrowth() {
     var status = stat()
     guard fstat(descriptor.rawValue, &status) == 0, Int(status.st_size) > fileSize else { return }
-    summary.notes.append(
+    recorded.notes.append(
       "the file grew while it was read: read its first \(fileSize) bytes (its size when opened), not the \(Int(status.st_size) - fileSize) bytes written since"
     )
   }
@@ -303,10 +312,10 @@ public final class CaptureFileReader {
   /// Ends the file at a place where it is damaged: the issue is counted with its byte offset
   /// and the input is marked partial.
   func damaged(_ kind: InputIssueKind, _ reason: String) {
-    summary.record(
+    recorded.record(
       InputIssue(
         kind: kind, line: packetNumber + 1, message: "\(reason) at byte \(fileOffsetOfStart)"))
-    summary.partial = true
+    recorded.partial = true
     finished = true
   }
 
@@ -332,7 +341,7 @@ public final class CaptureFileReader {
       readPcapHeader()
     case 0x0A0D_0D0A:
       format = .pcapng
-      summary.notes.append("pcapng")
+      recorded.notes.append("pcapng")
     default:
       throw PcapError(
         code: .notCapture, path: path, byteOffset: 0,
@@ -366,7 +375,7 @@ public final class CaptureFileReader {
       return
     }
     pcapLinkType = LinkType(rawValue: link & 0xFFFF)
-    summary.notes.append(
+    recorded.notes.append(
       "pcap \(bigEndian ? "big" : "little")-endian, \(pcapNanoseconds ? "nanosecond" : "microsecond") timestamps, link type \(pcapLinkType)"
     )
     consume(24)
@@ -406,7 +415,7 @@ public final class CaptureFileReader {
       return nil
     }
     packetNumber += 1
-    summary.records += 1
+    recordCount += 1
     let offset = fileOffsetOfStart
     let fractionNanos = pcapNanoseconds ? Int64(fraction) : Int64(fraction) &* 1000
     let data = ByteView(UnsafeRawBufferPointer(rebasing: buffer[(start + 16)..<(start + 16 + captured)]))
@@ -480,7 +489,7 @@ public final class CaptureFileReader {
       if finished { return nil }
       if var packet {
         packetNumber += 1
-        summary.records += 1
+        recordCount += 1
         packet.number = packetNumber
         consume(length)
         return packet
@@ -507,7 +516,7 @@ public final class CaptureFileReader {
     sectionCount += 1
     interfaceBase += interfaces.count
     interfaces.removeAll(keepingCapacity: true)
-    if sectionCount == 2 { summary.notes.append("several pcapng sections") }
+    if sectionCount == 2 { recorded.notes.append("several pcapng sections") }
     return true
   }
 
@@ -662,17 +671,17 @@ public final class CaptureFileReader {
   /// Counts a per-packet problem; the message is built only while examples are kept, so
   /// counting stays allocation-free.
   public func record(_ kind: InputIssueKind, packet: Int, _ reason: StaticString) {
-    if summary.examples.count < InputSummary.exampleLimit {
-      summary.record(InputIssue(kind: kind, line: packet, message: reason.description))
+    if recorded.examples.count < InputSummary.exampleLimit {
+      recorded.record(InputIssue(kind: kind, line: packet, message: reason.description))
     } else {
       switch kind {
-      case .truncated: summary.truncated += 1
-      case .malformed: summary.malformed += 1
-      case .unsupported: summary.unsupported += 1
+      case .truncated: recorded.truncated += 1
+      case .malformed: recorded.malformed += 1
+      case .unsupported: recorded.unsupported += 1
       }
     }
   }
 
   /// Adds a note to the input's summary.
-  public func note(_ text: String) { summary.notes.append(text) }
+  public func note(_ text: String) { recorded.notes.append(text) }
 }
