@@ -187,7 +187,8 @@ etp_truth() {
     local out=$1
     env SHAPE="$SC_ETP_SHAPE" LOCAL="$SC_LOCAL_PODS" NODE_IP="$ETP_NODE_IP" NODEPORT="$ETP_NODEPORT" \
         HEALTH="$ETP_HEALTH_PORT" POD_GW="$POD_GW" WORK="$WORK" CLUSTER_CIDR="$ETP_CLUSTER_CIDR" \
-        python3 - "$out" <<'PY'
+        PYTHONPATH="$LAB_DIR" python3 - "$out" <<'PY'
+from lab_clients import client_rows, failure
 import json, os, re, sys
 
 E = os.environ
@@ -229,21 +230,7 @@ s["externalTrafficMasqueraded"] = shape == "cluster"
 truth["target"] = "%s:%d" % (E["NODE_IP"], nodeport)
 
 # Per-connection outcome from the clients' own reports: failure kind and the source the pod saw.
-rows = {}
-for name in os.listdir(os.path.join(work, "clients")):
-    if name.endswith(".jsonl"):
-        for line in open(os.path.join(work, "clients", name)):
-            if line.strip():
-                r = json.loads(line)
-                rows[(r["client"], r["localPort"])] = r
-def failure(err):
-    if not err:
-        return None
-    if "timed out" in err or "Timeout" in err:
-        return "timeout"
-    if "refused" in err or "ConnectionRefused" in err:
-        return "refused"
-    return "other"
+rows = client_rows(work)
 for c in truth["connections"]:
     r = rows.get((c["client"], c["localPort"]), {})
     c["failure"] = None if c["ok"] else failure(r.get("error")) or "other"

@@ -54,7 +54,8 @@ long_lived_traffic() {
 long_lived_truth() {
     local out=$1 counts
     counts=$(lab_capture_counts "$out") || exit 1
-    env WORK="$WORK" CAPTURE="$counts" REQUESTS="$LONG_LIVED_REQUESTS" python3 - "$out" <<'PY'
+    env WORK="$WORK" CAPTURE="$counts" REQUESTS="$LONG_LIVED_REQUESTS" PYTHONPATH="$LAB_DIR" python3 - "$out" <<'PY'
+from lab_clients import client_rows
 import json, os, sys
 
 E = os.environ
@@ -64,13 +65,7 @@ truth = json.load(open(truth_path))
 eps = [b["address"] for b in truth["service"]["backends"]]
 problems = []
 
-rows = {}
-for name in os.listdir(os.path.join(work, "clients")):
-    if name.endswith(".jsonl"):
-        for line in open(os.path.join(work, "clients", name)):
-            if line.strip():
-                r = json.loads(line)
-                rows[(r["client"], r["localPort"])] = r
+rows = client_rows(work)
 for c in truth["connections"]:
     r = rows.get((c["client"], c["localPort"]), {})
     c["requests"] = r.get("requests", 1 if c["ok"] else 0)

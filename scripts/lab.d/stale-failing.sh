@@ -102,7 +102,8 @@ stale_failing_truth() {
     local out=$1 counts
     counts=$(lab_capture_counts "$out") || exit 1
     env WORK="$WORK" FAILING="${BACKENDS[STALE_FAILING_POD]}" CAPTURE="$counts" \
-        python3 - "$out" <<'PY'
+        PYTHONPATH="$LAB_DIR" python3 - "$out" <<'PY'
+from lab_clients import client_rows, failure
 import json, os, re, sys
 
 E = os.environ
@@ -113,22 +114,8 @@ eps = [b["address"] for b in truth["service"]["backends"]]
 pod_of = {b["address"]: b["pod"] for b in truth["service"]["backends"]}
 problems = []
 
-rows = {}
-for name in os.listdir(os.path.join(work, "clients")):
-    if name.endswith(".jsonl"):
-        for line in open(os.path.join(work, "clients", name)):
-            if line.strip():
-                r = json.loads(line)
-                rows[(r["client"], r["localPort"])] = r
+rows = client_rows(work)
 
-def failure(err):
-    if not err:
-        return None
-    if "refused" in err or "ConnectionRefused" in err:
-        return "refused"
-    if "timed out" in err or "Timeout" in err:
-        return "timeout"
-    return "other"
 
 for c in truth["connections"]:
     r = rows.get((c["client"], c["localPort"]), {})
