@@ -33,18 +33,23 @@ MAX_DEADLINE = 120.0
 MAX_REQUESTS = 1000
 
 
+def connect(sock: socket.socket, host: str, port: int, result: dict) -> None:
+    """Connects, and records the local address and port in RESULT even when connecting fails."""
+    try:
+        sock.connect((host, port))
+    finally:
+        try:
+            result["address"], result["localPort"] = sock.getsockname()[:2]
+        except OSError:
+            pass
+
+
 def one_request(host: str, port: int, timeout: float, extra: str = "", agent: str = "lab-client/1") -> dict:
     result = {"address": None, "localPort": None, "pod": None, "peer": None, "ok": False, "error": None}
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
-        try:
-            sock.connect((host, port))
-        finally:
-            try:
-                result["address"], result["localPort"] = sock.getsockname()[:2]
-            except OSError:
-                pass
+        connect(sock, host, port, result)
         request = f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {agent}\r\n{extra}Connection: close\r\n\r\n"
         sock.sendall(request.encode())
         chunks = []
@@ -118,13 +123,7 @@ def keepalive_requests(host: str, port: int, timeout: float, requests: int, paus
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
-        try:
-            sock.connect((host, port))
-        finally:
-            try:
-                result["address"], result["localPort"] = sock.getsockname()[:2]
-            except OSError:
-                pass
+        connect(sock, host, port, result)
         buf = b""
         for i in range(requests):
             last = i + 1 == requests

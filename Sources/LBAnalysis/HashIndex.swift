@@ -1,3 +1,4 @@
+import CPrefetch
 import LBCore
 
 /// What a `HashIndex` stores: a record found by its key. A key alone is its own record.
@@ -102,6 +103,35 @@ struct HashIndex<Record: IndexRecord>: Sendable {
     case .found(let index): return (index, false)
     case .vacant(let slot, let tag): return (insert(record, slot: slot, tag: tag), true)
     }
+  }
+
+  /// Makes room for `more` records without growing on the way.
+  mutating func reserve(_ more: Int) {
+    records.reserveCapacity(records.count + more)
+    while (records.count + more) * 2 > slots.count { grow() }
+  }
+
+  // Prefetch hints: a caller about to look up many keys at random (a large conntrack table's
+  // clients) starts the loads of a batch first, so the cache misses overlap; see
+  // `ConnectionAnalyzer.add(contentsOf:)`. Hints only: a lookup is still `probe`.
+
+  /// The first slot `key` probes.
+  @inline(__always)
+  func homeSlot(_ key: Key) -> Int { Int(truncatingIfNeeded: Self.hash(key)) & mask }
+
+  /// Starts loading `slot` (from `homeSlot`) into the cache.
+  @inline(__always)
+  func prefetch(slot: Int) {
+    slots.withUnsafeBufferPointer { lbscope_prefetch($0.baseAddress.map { $0 + (slot & mask) }) }
+  }
+
+  /// Starts loading the record that `slot` (already loaded) points to, if any.
+  @inline(__always)
+  func prefetchRecord(slot: Int) {
+    let entry = slots[slot & mask]
+    guard entry != 0 else { return }
+    let index = Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) - 1
+    records.withUnsafeBufferPointer { lbscope_prefetch($0.baseAddress.map { $0 + index }) }
   }
 
   private mutating func grow() {
