@@ -28,8 +28,8 @@ let package = Package(
     ),
 
     .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-    // One inline function (a cache prefetch hint) for the analyzer's hash tables; no library.
-    .systemLibrary(name: "CPrefetch"),
+    // Inline C helpers for speed (a cache prefetch hint, malloc settings); no library.
+    .systemLibrary(name: "CTuning"),
 
     // Plain values: addresses, tuples, observations, services. No I/O, no Foundation.
     .target(name: "LBCore"),
@@ -73,7 +73,7 @@ let package = Package(
     .target(name: "LBAnonymize", dependencies: ["LBCore"]),
 
     // Analyses: core values in, core values out.
-    .target(name: "LBAnalysis", dependencies: ["LBCore", "CPrefetch"], exclude: ["README.md"]),
+    .target(name: "LBAnalysis", dependencies: ["LBCore", "CTuning"], exclude: ["README.md"]),
 
     // Renderers: an analysis result in, text out.
     .target(name: "LBReport", dependencies: ["LBCore", "LBAnalysis"]),
@@ -87,7 +87,7 @@ let package = Package(
       name: "lbscope",
       dependencies: [
         "LBCore", "LBConntrack", "LBRules", "LBAnalysis", "LBReport", "LBPcap", "LBLive",
-        "LBBundle", "LBCollect", "LBAnonymize", "LBCapture", "LBYAML",
+        "LBBundle", "LBCollect", "LBAnonymize", "LBCapture", "LBYAML", "CTuning",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "SystemPackage", package: "swift-system"),
       ]

@@ -148,8 +148,10 @@ public struct ConnectionAnalyzer: Sendable {
   var clientIndex = HashIndex<ClientRecord>(minimumCapacity: 1 << 14)
   /// Client–backend pairs past the two a `ClientRecord` holds.
   var pairIndex = HashIndex<PairRecord>(minimumCapacity: 1 << 10)
-  /// Pairs merged in from other analyzers, not looked up: a pair may repeat one held elsewhere,
-  /// and `finish` adds the repeats together.
+  /// Clients merged in from other analyzers, renumbered, not looked up: an address may also be
+  /// in `clientIndex` or here again, and `finish` adds them together.
+  var mergedClients: [ClientRecord] = []
+  /// Their pairs past the two a record holds: (index into `mergedClients`, backend, count).
   var mergedPairs: [(client: Int32, backend: Int32, count: Int32)] = []
   var translatedIndex = HashIndex<AddressKey>()
   var translatedTallies: [TranslatedTally] = []
@@ -206,21 +208,13 @@ public struct ConnectionAnalyzer: Sendable {
     guard let backend = backendIndex(RouteKey(service: service, backend: observation.backend)) else {
       return  // left out by --service
     }
-    let failed = observation.failed
-    let serviceNumber = Int(backendTallies[Int(backend)].service)
-    serviceTallies[serviceNumber].connections += 1
-    if failed { serviceTallies[serviceNumber].failed += 1 }
-    if sourceTranslated { serviceTallies[serviceNumber].sourceTranslated += 1 }
-
-    backendTallies[Int(backend)].connections += 1
-    if failed { backendTallies[Int(backend)].failed += 1 }
     let o = observation.originalCounters
     let r = observation.replyCounters
-    if o.packets != nil || r.packets != nil || o.bytes != nil || r.bytes != nil {
-      backendTallies[Int(backend)].hasCounters = true
-      backendTallies[Int(backend)].packets &+= (o.packets ?? 0) &+ (r.packets ?? 0)
-      backendTallies[Int(backend)].bytes &+= (o.bytes ?? 0) &+ (r.bytes ?? 0)
-    }
+    let counted = o.packets != nil || r.packets != nil || o.bytes != nil || r.bytes != nil
+    count(
+      backend: backend, client: observation.client.address, failed: observation.failed,
+      sourceTranslated: sourceTranslated, counted: counted,
+      packets: (o.packets ?? 0) &+ (r.packets ?? 0), bytes: (o.bytes ?? 0) &+ (r.bytes ?? 0))
     if let rtt = observation.handshakeRTTNanos {
       backendTallies[Int(backend)].addRTT(rtt, limit: options.maxRTTSamplesPerBackend)
     }
@@ -228,9 +222,82 @@ public struct ConnectionAnalyzer: Sendable {
       backendTallies[Int(backend)].hasHTTP = true
       backendTallies[Int(backend)].httpRequests += requests
     }
-    guard
-      let client = clientNumber(
-        ClientKey(service: Int32(serviceNumber), address: observation.client.address), count: 1)
+  }
+
+  /// Adds one IPv4 connection, as `add(connection.observation(input:))` would.
+  @inline(__always)
+  mutating func add(_ connection: IPv4Observation) {
+    connections += 1
+    let sourceTranslated = connection.isSourceTranslated
+    if sourceTranslated {
+      addTranslated(
+        .v4(IPv4Address(connection.translatedSource)), source: .v4(IPv4Address(connection.originalSource)))
+    }
+    guard connection.isDestinationTranslated else {
+      withoutDNAT += 1
+      return
+    }
+    guard let backend = backendIndex(Self.route(connection)) else { return }
+    let hasOriginal = connection.flags.contains(.originalCounters)
+    let hasReply = connection.flags.contains(.replyCounters)
+    count(
+      backend: backend, client: .v4(IPv4Address(connection.originalSource)), failed: connection.failed,
+      sourceTranslated: sourceTranslated, counted: hasOriginal || hasReply,
+      packets: (hasOriginal ? connection.originalPackets : 0) &+ (hasReply ? connection.replyPackets : 0),
+      bytes: (hasOriginal ? connection.originalBytes : 0) &+ (hasReply ? connection.replyBytes : 0))
+  }
+
+  @inline(__always)
+  static func route(_ connection: IPv4Observation) -> RouteKey {
+    RouteKey(
+      service: ServiceKey(
+        proto: connection.proto,
+        frontend: Endpoint(
+          .v4(IPv4Address(connection.originalDestination)), connection.originalDestinationPort)),
+      backend: Endpoint(
+        .v4(IPv4Address(connection.translatedDestination)), connection.translatedDestinationPort))
+  }
+
+  /// Adds IPv4 connections in order, as `add(_:)` of each one's observation would, with the
+  /// client-table lookups of the whole batch started first (see `add(contentsOf:)`).
+  public mutating func add(contentsOf batch: UnsafeBufferPointer<IPv4Observation>, input: Int) {
+    if batch.count > 1 {
+      withUnsafeTemporaryAllocation(of: Int.self, capacity: batch.count) { homes in
+        for (i, connection) in batch.enumerated() {
+          homes[i] = -1
+          guard connection.isDestinationTranslated, let backend = routeIndex.find(Self.route(connection))
+          else { continue }
+          let key = ClientKey(
+            service: backendTallies[Int(backend)].service,
+            address: .v4(IPv4Address(connection.originalSource)))
+          homes[i] = clientIndex.homeSlot(key)
+          clientIndex.prefetch(slot: homes[i])
+        }
+        for i in 0..<batch.count where homes[i] >= 0 { clientIndex.prefetchRecord(slot: homes[i]) }
+      }
+    }
+    for connection in batch { add(connection) }
+  }
+
+  /// Counts one DNATed connection to `backend` from `client`.
+  @inline(__always)
+  mutating func count(
+    backend: Int32, client address: IPAddress, failed: Bool, sourceTranslated: Bool, counted: Bool,
+    packets: UInt64, bytes: UInt64
+  ) {
+    let serviceNumber = Int(backendTallies[Int(backend)].service)
+    serviceTallies[serviceNumber].connections += 1
+    if failed { serviceTallies[serviceNumber].failed += 1 }
+    if sourceTranslated { serviceTallies[serviceNumber].sourceTranslated += 1 }
+
+    backendTallies[Int(backend)].connections += 1
+    if failed { backendTallies[Int(backend)].failed += 1 }
+    if counted {
+      backendTallies[Int(backend)].hasCounters = true
+      backendTallies[Int(backend)].packets &+= packets
+      backendTallies[Int(backend)].bytes &+= bytes
+    }
+    guard let client = clientNumber(ClientKey(service: Int32(serviceNumber), address: address), count: 1)
     else { return }
     if !clientIndex[client].credit(backend, count: 1) {
       let (index, inserted) = pairIndex.insert(
@@ -294,6 +361,11 @@ public struct ConnectionAnalyzer: Sendable {
   /// Adds everything `other` counted, as if its connections had been added here. Readers that
   /// split one input over several threads give each an analyzer and merge them at the end.
   ///
+  /// Services, backends and translated sources are merged at once; clients are only listed
+  /// (`mergedClients`), with their services and backends renumbered, and joined with the clients
+  /// of the same address in `finish`, service by service on all processors, where each
+  /// service's clients fit in a cache instead of a table of every client.
+  ///
   /// Totals are exact. Only at the per-service client cap can the clients kept differ from a
   /// single pass (each part fills the cap in its own order).
   /// Locations are not kept, so `lineOffset` does not matter here.
@@ -332,40 +404,28 @@ public struct ConnectionAnalyzer: Sendable {
       backendTallies[Int(index)].httpRequests += theirs.httpRequests
       backendTallies[Int(index)].hasHTTP = backendTallies[Int(index)].hasHTTP || theirs.hasHTTP
     }
-    var clientMap = [Int32](repeating: -1, count: other.clientIndex.count)
-    clientIndex.reserve(other.clientIndex.count)
-    // In batches, each batch's lookups started first (see `add(contentsOf:)`).
-    let batchSize = 64
-    var keys: [ClientKey] = []
-    keys.reserveCapacity(batchSize)
-    for start in stride(from: 0, to: other.clientIndex.count, by: batchSize) {
-      let end = min(start + batchSize, other.clientIndex.count)
-      keys.removeAll(keepingCapacity: true)
-      for i in start..<end {
-        let key = other.clientIndex.records[i].key
-        keys.append(ClientKey(service: serviceMap[Int(key.service)], address: key.address))
-        clientIndex.prefetch(slot: clientIndex.homeSlot(keys[i - start]))
-      }
-      for key in keys { clientIndex.prefetchRecord(slot: clientIndex.homeSlot(key)) }
-      for i in start..<end {
-        let record = other.clientIndex.records[i]
-        guard let client = clientNumber(keys[i - start], count: record.connections) else { continue }
-        clientMap[i] = client
-        if record.backend0 >= 0 { creditMerged(client, backendMap[Int(record.backend0)], record.count0) }
-        if record.backend1 >= 0 { creditMerged(client, backendMap[Int(record.backend1)], record.count1) }
-      }
+
+    // Their own clients, then the clients they had merged, each with its pairs.
+    func renumbered(_ record: ClientRecord) -> ClientRecord {
+      var record = record
+      record.key = ClientKey(service: serviceMap[Int(record.key.service)], address: record.key.address)
+      if record.backend0 >= 0 { record.backend0 = backendMap[Int(record.backend0)] }
+      if record.backend1 >= 0 { record.backend1 = backendMap[Int(record.backend1)] }
+      return record
     }
+    mergedClients.reserveCapacity(mergedClients.count + other.clientIndex.count + other.mergedClients.count)
     mergedPairs.reserveCapacity(mergedPairs.count + other.pairIndex.count + other.mergedPairs.count)
+    let ownBase = Int32(mergedClients.count)
+    for record in other.clientIndex.records { mergedClients.append(renumbered(record)) }
     for pair in other.pairIndex.records {
-      let client = clientMap[Int(pair.key.client)]
-      guard client >= 0 else { continue }
-      mergedPairs.append((client, backendMap[Int(pair.key.backend)], pair.count))
+      mergedPairs.append((ownBase + pair.key.client, backendMap[Int(pair.key.backend)], pair.count))
     }
+    let mergedBase = Int32(mergedClients.count)
+    for record in other.mergedClients { mergedClients.append(renumbered(record)) }
     for pair in other.mergedPairs {
-      let client = clientMap[Int(pair.client)]
-      guard client >= 0 else { continue }
-      mergedPairs.append((client, backendMap[Int(pair.backend)], pair.count))
+      mergedPairs.append((mergedBase + pair.client, backendMap[Int(pair.backend)], pair.count))
     }
+
     var translatedMap = [Int32](repeating: 0, count: other.translatedIndex.count)
     for (i, key) in other.translatedIndex.keys.enumerated() {
       let (index, inserted) = translatedIndex.insert(key)
@@ -379,37 +439,19 @@ public struct ConnectionAnalyzer: Sendable {
     }
   }
 
-  /// Credits a merged pair inline when the client record has room for it, else lists it.
-  @inline(__always)
-  private mutating func creditMerged(_ client: Int32, _ backend: Int32, _ count: Int32) {
-    if !clientIndex[client].credit(backend, count: count) { mergedPairs.append((client, backend, count)) }
-  }
-
   /// Finishes the analysis: distributions, stickiness, findings.
   public func finish(inputs: [InputSummary]) -> AnalysisResult {
-    // Backends and clients grouped by service; pairs grouped by client.
+    // Backends and clients (own and merged) grouped by service.
     var backendsOf = [[Int32]](repeating: [], count: serviceIndex.count)
     for (b, tally) in backendTallies.enumerated() { backendsOf[Int(tally.service)].append(Int32(b)) }
     var clientsOf = [[Int32]](repeating: [], count: serviceIndex.count)
     for c in 0..<Int32(clientIndex.count) { clientsOf[Int(clientIndex[c].key.service)].append(c) }
+    var mergedOf = [[Int32]](repeating: [], count: serviceIndex.count)
+    for (m, record) in mergedClients.enumerated() { mergedOf[Int(record.key.service)].append(Int32(m)) }
     // Pairs beyond the two each client record holds, grouped by client.
-    var pairStart = [Int32](repeating: 0, count: clientIndex.count + 1)
-    for pair in pairIndex.records { pairStart[Int(pair.key.client) + 1] += 1 }
-    for pair in mergedPairs { pairStart[Int(pair.client) + 1] += 1 }
-    for c in 0..<clientIndex.count { pairStart[c + 1] += pairStart[c] }
-    var fill = pairStart
-    var pairsByClient = [(backend: Int32, count: Int32)](
-      repeating: (0, 0), count: pairIndex.count + mergedPairs.count)
-    for pair in pairIndex.records {
-      let c = Int(pair.key.client)
-      pairsByClient[Int(fill[c])] = (pair.key.backend, pair.count)
-      fill[c] += 1
-    }
-    for pair in mergedPairs {
-      let c = Int(pair.client)
-      pairsByClient[Int(fill[c])] = (pair.backend, pair.count)
-      fill[c] += 1
-    }
+    let ownPairs = PairsByClient(
+      clients: clientIndex.count, pairs: pairIndex.records.map { ($0.key.client, $0.key.backend, $0.count) })
+    let otherPairs = PairsByClient(clients: mergedClients.count, pairs: mergedPairs)
 
     // Each service's backends in address order (the contract's), and every backend's position
     // in its service's list.
@@ -426,11 +468,13 @@ public struct ConnectionAnalyzer: Sendable {
       slots.deallocate()
     }
     nonisolated(unsafe) let shared = slots
-    let readOnly = (backendsOf, clientsOf, pairStart, pairsByClient, position)
+    let readOnly = (backendsOf, clientsOf, mergedOf, ownPairs, otherPairs, position)
     DispatchQueue.concurrentPerform(iterations: serviceIndex.count) { s in
+      let clients = clientGroup(
+        own: readOnly.1[s], merged: readOnly.2[s], ownPairs: readOnly.3, mergedPairs: readOnly.4,
+        position: readOnly.5)
       shared[s] = serviceResult(
-        key: serviceIndex.keys[s], tally: serviceTallies[s], backends: readOnly.0[s],
-        clients: readOnly.1[s], pairStart: readOnly.2, pairs: readOnly.3, position: readOnly.4)
+        key: serviceIndex.keys[s], tally: serviceTallies[s], backends: readOnly.0[s], clients: clients)
     }
     var results = slots.compactMap { $0 }
     results.sort { lhs, rhs in
@@ -466,9 +510,136 @@ public struct ConnectionAnalyzer: Sendable {
     return result
   }
 
+  /// Client–backend pairs grouped by client (counting sort): client `c`'s are
+  /// `pairs[start[c]..<start[c + 1]]`.
+  struct PairsByClient: Sendable {
+    var start: [Int32]
+    var pairs: [(backend: Int32, count: Int32)]
+
+    init(clients: Int, pairs list: [(client: Int32, backend: Int32, count: Int32)]) {
+      start = [Int32](repeating: 0, count: clients + 1)
+      for pair in list { start[Int(pair.client) + 1] += 1 }
+      for c in 0..<clients { start[c + 1] += start[c] }
+      var fill = start
+      pairs = [(backend: Int32, count: Int32)](repeating: (0, 0), count: list.count)
+      for pair in list {
+        let c = Int(pair.client)
+        pairs[Int(fill[c])] = (pair.backend, pair.count)
+        fill[c] += 1
+      }
+    }
+
+    subscript(client: Int32) -> ArraySlice<(backend: Int32, count: Int32)> {
+      pairs[Int(start[Int(client)])..<Int(start[Int(client) + 1])]
+    }
+  }
+
+  /// One service's clients, each address once, with its connections per backend position.
+  struct ClientGroup {
+    var addresses: [IPAddress] = []
+    var connections: [Int32] = []
+    /// Client `i`'s backends: `counts[start[i]..<start[i + 1]]`, by position, each once.
+    var start: [Int32] = [0]
+    var counts: [(index: Int32, count: Int32)] = []
+    /// Connections of merged clients left out at `maxClientsPerService`.
+    var dropped = 0
+
+    var count: Int { addresses.count }
+
+    func backends(_ i: Int) -> ArraySlice<(index: Int32, count: Int32)> {
+      counts[Int(start[i])..<Int(start[i + 1])]
+    }
+  }
+
+  /// The clients of one service: its own (`own`, indices into `clientIndex`), each a different
+  /// address, joined with those merged in from other analyzers (`merged`, into `mergedClients`).
+  func clientGroup(
+    own: [Int32], merged: [Int32], ownPairs: PairsByClient, mergedPairs: PairsByClient, position: [Int32]
+  ) -> ClientGroup {
+    var group = ClientGroup()
+    let capacity = own.count + merged.count
+    group.addresses.reserveCapacity(capacity)
+    group.connections.reserveCapacity(capacity)
+    // (client, backend position, connections), in any order; sorted into `counts` below.
+    var raw: [(client: Int32, index: Int32, count: Int32)] = []
+    raw.reserveCapacity(capacity * 2)
+    func collect(_ i: Int32, _ record: ClientRecord, _ extra: ArraySlice<(backend: Int32, count: Int32)>) {
+      if record.backend0 >= 0 { raw.append((i, position[Int(record.backend0)], record.count0)) }
+      if record.backend1 >= 0 { raw.append((i, position[Int(record.backend1)], record.count1)) }
+      for pair in extra { raw.append((i, position[Int(pair.backend)], pair.count)) }
+    }
+    for c in own {
+      let record = clientIndex[c]
+      let i = Int32(group.addresses.count)
+      group.addresses.append(record.key.address)
+      group.connections.append(record.connections)
+      collect(i, record, ownPairs[c])
+    }
+    if !merged.isEmpty {
+      let limit = max(options.maxClientsPerService, own.count)
+      var local = HashIndex<AddressKey>(minimumCapacity: capacity)
+      for address in group.addresses { _ = local.insert(AddressKey(address: address)) }
+      for m in merged {
+        let record = mergedClients[Int(m)]
+        let key = AddressKey(address: record.key.address)
+        let i: Int32
+        switch local.probe(key) {
+        case .found(let index):
+          i = index
+          group.connections[Int(i)] += record.connections
+        case .vacant(let slot, let tag):
+          guard group.addresses.count < limit else {
+            group.dropped += Int(record.connections)
+            continue
+          }
+          i = local.insert(key, slot: slot, tag: tag)
+          group.addresses.append(record.key.address)
+          group.connections.append(record.connections)
+        }
+        collect(i, record, mergedPairs[m])
+      }
+    }
+
+    // Counting sort by client, then each client's entries by position, repeats added together.
+    let n = group.addresses.count
+    group.start = [Int32](repeating: 0, count: n + 1)
+    for entry in raw { group.start[Int(entry.client) + 1] += 1 }
+    for i in 0..<n { group.start[i + 1] += group.start[i] }
+    var fill = group.start
+    group.counts = [(index: Int32, count: Int32)](repeating: (0, 0), count: raw.count)
+    for entry in raw {
+      group.counts[Int(fill[Int(entry.client)])] = (entry.index, entry.count)
+      fill[Int(entry.client)] += 1
+    }
+    var write = 0
+    var newStart = group.start
+    for i in 0..<n {
+      let lower = Int(group.start[i])
+      let upper = Int(group.start[i + 1])
+      newStart[i] = Int32(write)
+      if upper - lower > 1 {
+        group.counts[lower..<upper].sort { $0.index < $1.index }
+      }
+      var j = lower
+      while j < upper {
+        var entry = group.counts[j]
+        j += 1
+        while j < upper && group.counts[j].index == entry.index {
+          entry.count += group.counts[j].count
+          j += 1
+        }
+        group.counts[write] = entry
+        write += 1
+      }
+    }
+    newStart[n] = Int32(write)
+    group.counts.removeLast(group.counts.count - write)
+    group.start = newStart
+    return group
+  }
+
   func serviceResult(
-    key: ServiceKey, tally: ServiceTally, backends backendIDs: [Int32], clients clientIDs: [Int32],
-    pairStart: [Int32], pairs: [(backend: Int32, count: Int32)], position: [Int32]
+    key: ServiceKey, tally: ServiceTally, backends backendIDs: [Int32], clients group: ClientGroup
   ) -> ServiceResult {
     let total = tally.connections
     // Backends come sorted by address, as the contract asks; the distribution follows that order.
@@ -490,37 +661,39 @@ public struct ConnectionAnalyzer: Sendable {
     let expected = [Double](repeating: k > 0 ? 1 / Double(k) : 0, count: k)
 
     // Stickiness and totals over every client; results only for the busiest `clientsKept`.
+    // Every backend is expected the same share, so a verdict depends only on the client's
+    // connections and its main backend's: clients alike share one computation.
     var totals = ClientTotals()
-    var counts: [(index: Int32, count: Int32)] = []
-    /// The client's connections per backend position, sorted by position; pairs repeated by a
-    /// merge are added together.
-    func backendCounts(_ c: Int32) -> [(index: Int32, count: Int32)] {
-      counts.removeAll(keepingCapacity: true)
-      let record = clientIndex[c]
-      if record.backend0 >= 0 { counts.append((position[Int(record.backend0)], record.count0)) }
-      if record.backend1 >= 0 { counts.append((position[Int(record.backend1)], record.count1)) }
-      for p in Int(pairStart[Int(c)])..<Int(pairStart[Int(c) + 1]) {
-        counts.append((position[Int(pairs[p].backend)], pairs[p].count))
-      }
-      guard counts.count > 1 else { return counts }
-      counts.sort { $0.index < $1.index }
-      var last = 0
-      for i in 1..<counts.count {
-        if counts[i].index == counts[last].index {
-          counts[last].count += counts[i].count
+    var sticky = [Bool?](repeating: nil, count: group.count)
+    var stickyP = [Double?](repeating: nil, count: group.count)
+    // Verdicts by (n, m): in a flat table for the usual few connections, else a dictionary.
+    let few = 64
+    var knownFew = [(Bool?, Double?)?](repeating: nil, count: group.count > 0 ? few * (few + 1) / 2 : 0)
+    var known: [UInt64: (Bool?, Double?)] = [:]
+    for i in 0..<group.count {
+      let n = Int(group.connections[i])
+      let list = group.backends(i)
+      var main = 0
+      for entry in list where Int(entry.count) > main { main = Int(entry.count) }
+      let verdict: (Bool?, Double?)
+      if n < few && main <= n {
+        let slot = n * (n + 1) / 2 + main
+        if let seen = knownFew[slot] {
+          verdict = seen
         } else {
-          last += 1
-          counts[last] = counts[i]
+          verdict = stickiness(connections: n, counts: Array(list), expected: expected)
+          knownFew[slot] = verdict
+        }
+      } else {
+        let memo = UInt64(UInt32(truncatingIfNeeded: n)) << 32 | UInt64(UInt32(truncatingIfNeeded: main))
+        if let seen = known[memo] {
+          verdict = seen
+        } else {
+          verdict = stickiness(connections: n, counts: Array(list), expected: expected)
+          known[memo] = verdict
         }
       }
-      counts.removeLast(counts.count - last - 1)
-      return counts
-    }
-    var sticky = [Bool?](repeating: nil, count: clientIDs.count)
-    var stickyP = [Double?](repeating: nil, count: clientIDs.count)
-    for (i, c) in clientIDs.enumerated() {
-      let n = Int(clientIndex[c].connections)
-      (sticky[i], stickyP[i]) = stickiness(connections: n, counts: backendCounts(c), expected: expected)
+      (sticky[i], stickyP[i]) = verdict
       totals.clients += 1
       totals.connections += n
       if sticky[i] == true {
@@ -528,16 +701,16 @@ public struct ConnectionAnalyzer: Sendable {
         totals.stickyConnections += n
       }
     }
-    let kept = busiest(clientIDs, limit: options.clientsKept)
+    let kept = busiest(group, limit: options.clientsKept)
     var clients: [ClientResult] = []
     clients.reserveCapacity(kept.count)
     for i in kept {
-      let c = clientIDs[i]
-      let list = backendCounts(c)
       clients.append(
         ClientResult(
-          address: clientIndex[c].key.address, connections: Int(clientIndex[c].connections),
-          backends: list.map { (backend: backends[Int($0.index)].address, connections: Int($0.count)) },
+          address: group.addresses[i], connections: Int(group.connections[i]),
+          backends: group.backends(i).map {
+            (backend: backends[Int($0.index)].address, connections: Int($0.count))
+          },
           sticky: sticky[i], stickyPValue: stickyP[i]))
     }
 
@@ -548,18 +721,18 @@ public struct ConnectionAnalyzer: Sendable {
     return ServiceResult(
       name: nil, frontends: [key.frontend], proto: key.proto, affinity: nil,
       externalTrafficPolicy: nil, backends: backends, clients: clients,
-      clientTotals: totals, droppedClientConnections: tally.droppedClientConnections,
+      clientTotals: totals, droppedClientConnections: tally.droppedClientConnections + group.dropped,
       distribution: distribution, connections: total, failedConnections: tally.failed,
       sourceTranslatedConnections: tally.sourceTranslated)
   }
 
-  /// Positions in `clientIDs` of the `limit` busiest clients (all when `limit` is 0), in report
+  /// Positions in `group` of the `limit` busiest clients (all when `limit` is 0), in report
   /// order: connections descending, then address. Only candidates at or above the cut-off count
   /// are sorted, so a service with a million clients does not sort a million results.
-  func busiest(_ clientIDs: [Int32], limit: Int) -> [Int] {
-    let counts = clientIDs.map { clientIndex[$0].connections }
-    var candidates = Array(clientIDs.indices)
-    if limit > 0 && clientIDs.count > limit {
+  func busiest(_ group: ClientGroup, limit: Int) -> [Int] {
+    let counts = group.connections
+    var candidates = Array(0..<group.count)
+    if limit > 0 && group.count > limit {
       // The cut-off: the largest count c with at least `limit` clients at c or more, from a
       // histogram (an array for the usual small counts, a dictionary for the rest).
       var small = [Int](repeating: 0, count: 1024)
@@ -587,12 +760,61 @@ public struct ConnectionAnalyzer: Sendable {
       }
       candidates = candidates.filter { counts[$0] >= cutoff }
     }
-    candidates.sort {
-      if counts[$0] != counts[$1] { return counts[$0] > counts[$1] }
-      return clientIndex[clientIDs[$0]].key.address < clientIndex[clientIDs[$1]].key.address
+    // Sorted by integer keys in the report's order: `IPAddress`'s order is the family, then
+    // the address bits.
+    var keys = candidates.map { i -> ClientSortKey in
+      let descending = UInt64(UInt32.max - UInt32(clamping: counts[i])) << 1
+      switch group.addresses[i] {
+      case .v4(let a): return (descending, UInt64(a.value), 0, i)
+      case .v6(let a): return (descending | 1, a.high, a.low, i)
+      }
     }
-    if limit > 0 && candidates.count > limit { candidates.removeLast(candidates.count - limit) }
-    return candidates
+    let precedes: (ClientSortKey, ClientSortKey) -> Bool = {
+      ($0.order, $0.high, $0.low) < ($1.order, $1.high, $1.low)
+    }
+    if limit > 0 && keys.count > limit {
+      // Ties at the cut-off can be most of the clients: select the first `limit`, sort those.
+      select(&keys, first: limit, by: precedes)
+      keys.removeLast(keys.count - limit)
+    }
+    keys.sort(by: precedes)
+    return keys.map(\.index)
+  }
+
+  typealias ClientSortKey = (order: UInt64, high: UInt64, low: UInt64, index: Int)
+
+  /// Reorders `keys` so that its first `k` elements are the `k` least (in any order): Hoare's
+  /// selection, with the median of three as pivot. Keys must be distinct.
+  func select(_ keys: inout [ClientSortKey], first k: Int, by less: (ClientSortKey, ClientSortKey) -> Bool) {
+    var lower = 0
+    var upper = keys.count - 1
+    while lower < upper {
+      let middle = lower + (upper - lower) / 2
+      // Median of three at `middle`.
+      if less(keys[middle], keys[lower]) { keys.swapAt(middle, lower) }
+      if less(keys[upper], keys[lower]) { keys.swapAt(upper, lower) }
+      if less(keys[upper], keys[middle]) { keys.swapAt(upper, middle) }
+      let pivot = keys[middle]
+      var i = lower
+      var j = upper
+      while i <= j {
+        while less(keys[i], pivot) { i += 1 }
+        while less(pivot, keys[j]) { j -= 1 }
+        if i <= j {
+          keys.swapAt(i, j)
+          i += 1
+          j -= 1
+        }
+      }
+      // keys[lower...j] ≤ pivot ≤ keys[i...upper]; between them, equal to the pivot.
+      if k - 1 <= j {
+        upper = j
+      } else if k - 1 >= i {
+        lower = i
+      } else {
+        return
+      }
+    }
   }
 
   /// Whether one client is held to one backend beyond chance.

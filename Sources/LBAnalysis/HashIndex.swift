@@ -1,4 +1,4 @@
-import CPrefetch
+import CTuning
 import LBCore
 
 /// What a `HashIndex` stores: a record found by its key. A key alone is its own record.

@@ -10,75 +10,101 @@ import LBCore
 ///         src= dst= sport= dport= [packets= bytes=] [ASSURED] [mark=] [secctx=] [zone=] [use=] [id=]
 ///
 /// with IPv4 addresses: `conntrack -L`, `-o extended` and `/proc/net/nf_conntrack` for TCP and UDP.
-/// It decodes such a line in one forward scan, with no token table, and gives up (`nil`) at the
-/// first byte that does not fit the shape; `ConntrackLineParser.parse` then decodes the line.
-/// Whatever it accepts it decodes exactly as `ConntrackLineParser.parse` does (`ConntrackEntry`
-/// equality, checked line by line on every dump in `captures/` and `../shared/corpus` by
-/// `CommonLineParserTests`), so the choice of path never shows in a result.
+/// It decodes such a line in one forward scan, with no token table, straight into an
+/// `IPv4Observation`, and gives up (`false`, `nil`) at the first byte that does not fit the shape;
+/// `ConntrackLineParser.parse` then decodes the line. Whatever it accepts, the general parser
+/// takes as a clean entry whose observation is the same (checked line by line on every dump in
+/// `captures/` and `../shared/corpus`, and on damaged copies of them, by `CommonLineParserTests`;
+/// and by the `conntrack-line` fuzz target), so the choice of path never shows in a result.
+/// Fields no observation carries (timeout, `use=`, `id=`, `secctx=`) are checked, not kept.
 public enum CommonLineParser {
-  public static func parse(_ line: UnsafeRawBufferPointer, number: Int) -> ConntrackEntry? {
-    guard let base = line.baseAddress else { return nil }
+  /// Decodes `line` into `slot`; `false` (and `slot` unspecified) when the line is not of the
+  /// common shape.
+  @inline(__always)
+  public static func parse(
+    _ line: UnsafeRawBufferPointer, number: Int, into slot: UnsafeMutablePointer<IPv4Observation>
+  ) -> Bool {
+    guard let base = line.baseAddress else { return false }
     var c = Cursor(bytes: base.assumingMemoryBound(to: UInt8.self), count: line.count)
-    var entry = ConntrackEntry()
+    var entry = IPv4Observation()
     entry.line = number
+    entry.flags = .replied
 
     // Header: [ipv4 2] proto number timeout [STATE].
     if c.literal("ipv4") {
-      guard c.spaces(), c.literal("2"), c.spaces() else { return nil }
+      guard c.spaces(), c.literal("2"), c.spaces() else { return false }
     }
     if c.literal("tcp") {
       entry.proto = .tcp
-      guard c.spaces(), c.literal("6") else { return nil }
+      guard c.spaces(), c.literal("6") else { return false }
     } else if c.literal("udp") {
       entry.proto = .udp
-      guard c.spaces(), c.literal("17") else { return nil }
+      guard c.spaces(), c.literal("17") else { return false }
     } else {
-      return nil
+      return false
     }
-    guard c.spaces(), let timeout = c.number(), c.spaces() else { return nil }
-    entry.timeout = UInt32(clamping: timeout)
+    guard c.spaces(), c.number() != nil, c.spaces() else { return false }
     if let first = c.peek, first &- 0x41 < 26 {  // "A"..."Z": a state name
-      guard let state = ConntrackLineParser.connectionState(c.word()), c.spaces() else { return nil }
-      entry.state = state
+      guard let state = c.state(), c.spaces() else { return false }
+      entry.stateCode = state.rawValue
     }
 
-    // The two tuples, with the flags that may stand between and after them.
-    guard c.tuple(into: &entry.original) else { return nil }
+    // The two tuples, with the flags that may stand between and after them. The reply tuple
+    // reversed is the translated one.
+    guard
+      c.tuple(
+        &entry.originalSource, &entry.originalDestination, &entry.originalSourcePort,
+        &entry.originalDestinationPort, &entry.originalPackets, &entry.originalBytes)
+    else { return false }
+    if c.lastHadCounters { entry.flags.insert(.originalCounters) }
     if c.literal("[UNREPLIED]") {
-      entry.unreplied = true
-      guard c.spaces() else { return nil }
+      entry.flags.remove(.replied)
+      guard c.spaces() else { return false }
     }
-    guard c.tuple(into: &entry.reply) else { return nil }
-    if c.atEnd { return entry }
-    if c.literal("[ASSURED]") {
-      entry.assured = true
-      guard c.endOrSpaces() else { return nil }
-    }
-
-    // Trailing keys.
-    while !c.atEnd {
-      if c.literal("mark=") {
-        guard let value = c.number().flatMap({ UInt32(exactly: $0) }) else { return nil }
-        entry.mark = value
-      } else if c.literal("use=") {
-        guard let value = c.number().flatMap({ UInt32(exactly: $0) }) else { return nil }
-        entry.use = value
-      } else if c.literal("zone=") {
-        guard let value = c.number().flatMap({ UInt16(exactly: $0) }) else { return nil }
-        entry.zone = value
-      } else if c.literal("id=") {
-        guard let value = c.number().flatMap({ UInt32(exactly: $0) }) else { return nil }
-        entry.id = value
-      } else if c.literal("secctx=") {
-        // A bracket or a second "=" would be read differently by the general parser.
-        let value = c.word()
-        guard !value.contains(where: { $0 == 0x3D || $0 == 0x5B }) else { return nil }
-      } else {
-        return nil
+    guard
+      c.tuple(
+        &entry.translatedDestination, &entry.translatedSource, &entry.translatedDestinationPort,
+        &entry.translatedSourcePort, &entry.replyPackets, &entry.replyBytes)
+    else { return false }
+    if c.lastHadCounters { entry.flags.insert(.replyCounters) }
+    if !c.atEnd {
+      if c.literal("[ASSURED]") {
+        entry.flags.insert(.assured)
+        guard c.endOrSpaces() else { return false }
       }
-      guard c.endOrSpaces() else { return nil }
+
+      // Trailing keys.
+      while !c.atEnd {
+        if c.literal("mark=") {
+          guard let value = c.number().flatMap({ UInt32(exactly: $0) }) else { return false }
+          entry.mark = value
+          entry.flags.insert(.mark)
+        } else if c.literal("use=") {
+          guard c.number().flatMap({ UInt32(exactly: $0) }) != nil else { return false }
+        } else if c.literal("zone=") {
+          guard let value = c.number().flatMap({ UInt16(exactly: $0) }) else { return false }
+          entry.zone = value
+          entry.flags.insert(.zone)
+        } else if c.literal("id=") {
+          guard c.number().flatMap({ UInt32(exactly: $0) }) != nil else { return false }
+        } else if c.literal("secctx=") {
+          // A bracket or a second "=" would be read differently by the general parser.
+          let value = c.word()
+          guard !value.contains(where: { $0 == 0x3D || $0 == 0x5B }) else { return false }
+        } else {
+          return false
+        }
+        guard c.endOrSpaces() else { return false }
+      }
     }
-    return entry
+    slot.pointee = entry
+    return true
+  }
+
+  /// `line` as an `IPv4Observation`, or `nil` when it is not of the common shape.
+  public static func parse(_ line: UnsafeRawBufferPointer, number: Int) -> IPv4Observation? {
+    var entry = IPv4Observation()
+    return parse(line, number: number, into: &entry) ? entry : nil
   }
 
   /// A forward reader over one line.
@@ -141,7 +167,18 @@ public enum CommonLineParser {
 
     /// A dotted-quad IPv4 address ending at a space, as `IPAddress.parse` reads it.
     @inline(__always)
-    mutating func ipv4() -> IPAddress? {
+    mutating func ipv4() -> UInt32? {
+      // "255.255.255.255 " is 16 bytes: with that many left, no octet needs a bounds check.
+      if count - i >= 16 {
+        guard let a = octet(), bytes[i] == 0x2E else { return nil }
+        i += 1
+        guard let b = octet(), bytes[i] == 0x2E else { return nil }
+        i += 1
+        guard let c = octet(), bytes[i] == 0x2E else { return nil }
+        i += 1
+        guard let d = octet(), bytes[i] == 0x20 || bytes[i] == 0x09 else { return nil }
+        return a << 24 | b << 16 | c << 8 | d
+      }
       // In one pass: four octets of one to three digits, each at most 255, then a space or
       // the end (what `IPv4Address.parse` accepts, token by token).
       var value: UInt32 = 0
@@ -162,29 +199,85 @@ public enum CommonLineParser {
         }
       }
       guard atEnd || bytes[i] == 0x20 || bytes[i] == 0x09 else { return nil }
-      return .v4(IPv4Address(value))
+      return value
     }
+
+    /// One to three digits worth at most 255, not followed by a fourth digit; at least four
+    /// bytes must be left.
+    @inline(__always)
+    mutating func octet() -> UInt32? {
+      let a = UInt32(bytes[i] &- 0x30)
+      guard a < 10 else { return nil }
+      let b = UInt32(bytes[i + 1] &- 0x30)
+      if b >= 10 {
+        i += 1
+        return a
+      }
+      let c = UInt32(bytes[i + 2] &- 0x30)
+      if c >= 10 {
+        i += 2
+        return a &* 10 &+ b
+      }
+      let value = a &* 100 &+ b &* 10 &+ c
+      guard value <= 255, bytes[i + 3] &- 0x30 >= 10 else { return nil }
+      i += 3
+      return value
+    }
+
+    /// Whether the last `tuple` had `packets=` and `bytes=`.
+    var lastHadCounters = false
 
     /// `src= dst= sport= dport= [packets= bytes=]` and the spaces after it (a tuple never ends
     /// a line).
     @inline(__always)
-    mutating func tuple(into tuple: inout ConntrackTuple) -> Bool {
-      guard literal("src="), let source = ipv4(), spaces(),
-        literal("dst="), let destination = ipv4(), spaces(),
-        literal("sport="), let sourcePort = port(), spaces(),
-        literal("dport="), let destinationPort = port(), spaces()
+    mutating func tuple(
+      _ source: inout UInt32, _ destination: inout UInt32, _ sourcePort: inout UInt16,
+      _ destinationPort: inout UInt16, _ packets: inout UInt64, _ bytes: inout UInt64
+    ) -> Bool {
+      guard literal("src="), let s = ipv4(), spaces(),
+        literal("dst="), let d = ipv4(), spaces(),
+        literal("sport="), let sp = port(), spaces(),
+        literal("dport="), let dp = port(), spaces()
       else { return false }
-      tuple.source = source
-      tuple.destination = destination
-      tuple.sourcePort = sourcePort
-      tuple.destinationPort = destinationPort
+      source = s
+      destination = d
+      sourcePort = sp
+      destinationPort = dp
+      lastHadCounters = false
       if literal("packets=") {
-        guard let packets = number(), spaces(), literal("bytes="), let bytes = number(), spaces()
+        guard let p = number(), spaces(), literal("bytes="), let b = number(), spaces()
         else { return false }
-        tuple.packets = packets
-        tuple.bytes = bytes
+        packets = p
+        bytes = b
+        lastHadCounters = true
       }
       return true
     }
+
+    /// A state name ending at a space or the end, as `ConntrackLineParser.connectionState`
+    /// reads it.
+    @inline(__always)
+    mutating func state() -> ConnectionState? {
+      // The two states nearly every TCP entry has, by their first eight bytes.
+      if count - i >= 12 {
+        let head = UnsafeRawPointer(bytes + i).loadUnaligned(as: UInt64.self)
+        let after: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 }
+        if head == Cursor.establishedHead && bytes[i + 8] == 0x48 && bytes[i + 9] == 0x45
+          && bytes[i + 10] == 0x44 && after(bytes[i + 11])
+        {
+          i += 11  // "ESTABLIS" "HED"
+          return .established
+        }
+        if head == Cursor.timeWaitHead && bytes[i + 8] == 0x54 && after(bytes[i + 9]) {
+          i += 9  // "TIME_WAI" "T"
+          return .timeWait
+        }
+      }
+      return ConntrackLineParser.connectionState(word())
+    }
+
+    /// "ESTABLIS" and "TIME_WAI" as little-endian words.
+    static let establishedHead: UInt64 = 0x5349_4C42_4154_5345
+    static let timeWaitHead: UInt64 = 0x4941_575F_454D_4954
   }
 }

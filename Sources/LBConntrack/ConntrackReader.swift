@@ -79,11 +79,21 @@ public struct ConntrackReader {
     descriptor: FileDescriptor, path: String, input: Int,
     observe: (ConnectionObservation) -> Void
   ) throws(ConntrackReaderError) -> InputSummary {
+    try read(
+      descriptor: descriptor, path: path, input: input, observe: observe,
+      fast: { observe($0.observation(input: input)) })
+  }
+
+  /// Reads an open descriptor, handing entries of the common shape to `fast`.
+  func read(
+    descriptor: FileDescriptor, path: String, input: Int,
+    observe: (ConnectionObservation) -> Void, fast: (IPv4Observation) -> Void
+  ) throws(ConntrackReaderError) -> InputSummary {
     var pass = TextPass(path: path, input: input, limits: limits, part: false)
     let reader = LineReader(descriptor: descriptor, maxLineLength: limits.maxLineLength)
     do {
       try reader.forEachLine { line, number, overlong in
-        try pass.line(line, number: number, overlong: overlong, observe: observe)
+        try pass.line(line, number: number, overlong: overlong, observe: observe, fast: fast)
       }
     } catch {
       throw ConntrackReaderError(
@@ -116,9 +126,37 @@ public struct ConntrackReader {
     {
       return summary
     }
+    let descriptor: FileDescriptor
+    if path == "-" {
+      descriptor = .standardInput
+    } else {
+      do {
+        descriptor = try FileDescriptor.open(FilePath(path), .readOnly)
+      } catch {
+        throw ConntrackReaderError(
+          code: .cannotOpen, path: path, line: nil,
+          reason: "cannot open: \(error)", hint: "check the path and permissions",
+          errno: error as? Errno)
+      }
+    }
+    defer { if path != "-" { try? descriptor.close() } }
     var batch = ObservationBatch()
-    defer { batch.flush(to: &sink) }
-    return try read(path: path, input: input) { batch.add($0, to: &sink) }
+    var fastBatch = IPv4ObservationBatch(input: input)
+    defer {
+      batch.flush(to: &sink)
+      fastBatch.flush(to: &sink)
+      fastBatch.deallocate()
+    }
+    return try read(
+      descriptor: descriptor, path: path, input: input,
+      observe: {
+        fastBatch.flush(to: &sink)
+        batch.add($0, to: &sink)
+      },
+      fast: {
+        batch.flush(to: &sink)
+        fastBatch.add($0, to: &sink)
+      })
   }
 
   /// The parallel read, or `nil` when the input is not suited to it (nothing has been added to
@@ -153,12 +191,24 @@ public struct ConntrackReader {
       var lines = 0
       var failure: Error? = nil
       var batch = ObservationBatch()
+      var fastBatch = IPv4ObservationBatch(input: input)
+      defer { fastBatch.deallocate() }
       do {
         try reader.forEachLine { line, number, overlong in
           lines = number
-          try pass.line(line, number: number, overlong: overlong) { batch.add($0, to: &partSink) }
+          try pass.line(
+            line, number: number, overlong: overlong,
+            observe: {
+              fastBatch.flush(to: &partSink)
+              batch.add($0, to: &partSink)
+            },
+            fast: {
+              batch.flush(to: &partSink)
+              fastBatch.add($0, to: &partSink)
+            })
         }
         batch.flush(to: &partSink)
+        fastBatch.flush(to: &partSink)
       } catch is TextPass.NeedsOnePass {
         pass.needsOnePass = true
       } catch {
@@ -316,6 +366,19 @@ struct TextPass {
     _ line: UnsafeRawBufferPointer, number: Int, overlong: Bool,
     observe: (ConnectionObservation) -> Void
   ) throws {
+    let input = self.input
+    try self.line(line, number: number, overlong: overlong, observe: observe) {
+      observe($0.observation(input: input))
+    }
+  }
+
+  /// Reads one line: entries of the common shape (`CommonLineParser`) go to `fast`, every
+  /// other connection to `observe`.
+  @inline(__always)
+  mutating func line(
+    _ line: UnsafeRawBufferPointer, number: Int, overlong: Bool,
+    observe: (ConnectionObservation) -> Void, fast: (IPv4Observation) -> Void
+  ) throws {
     if format == .unknown {
       guard let first = line.firstIndex(where: { !Bytes.isSpace($0) }) else { return }
       format = line[first] == 0x3C ? .xml : .text  // "<"
@@ -346,10 +409,10 @@ struct TextPass {
       return
     }
     // Most lines take the fast path; it decodes exactly what the general parser would.
-    if let entry = CommonLineParser.parse(line, number: number) {
+    if let connection = CommonLineParser.parse(line, number: number) {
       summary.records += 1
       usefulLines += 1
-      if let observation = entry.observation(input: input) { observe(observation) }
+      fast(connection)
       return
     }
     let outcome = ConntrackLineParser.parse(line, number: number)

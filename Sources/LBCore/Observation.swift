@@ -156,8 +156,16 @@ public struct ConnectionObservation: Hashable, Sendable {
   /// A snapshot can catch a handshake in flight; such entries count as failed, because the
   /// tracker cannot tell them apart from a SYN that will never be answered.
   public var failed: Bool {
+    Self.failed(proto: original.proto, state: state, replied: replied, assured: assured)
+  }
+
+  /// `failed` from its parts (shared with `IPv4Observation`).
+  @inlinable
+  public static func failed(proto: TransportProtocol, state: ConnectionState?, replied: Bool?, assured: Bool)
+    -> Bool
+  {
     if replied == false { return true }
-    if original.proto == .tcp, let state {
+    if proto == .tcp, let state {
       switch state {
       case .synSent, .synSent2: return true
       case .close, .synReceived: return !assured
@@ -176,6 +184,10 @@ public protocol ObservationSink: Sendable {
   /// batches so that a sink can overlap the work of several (the analyzer starts all of a
   /// batch's table lookups before it waits for the first).
   mutating func add(contentsOf batch: [ConnectionObservation])
+  /// Adds IPv4 connections of input `input` in order, as `add(_:)` of each one's
+  /// `observation(input:)` would (the default does just that). Readers' fast paths hand over
+  /// these; a sink that aggregates can take them without building observations.
+  mutating func add(contentsOf batch: UnsafeBufferPointer<IPv4Observation>, input: Int)
   /// Adds everything `other` holds, as if its observations had been added here. `other` read a
   /// later part of the same input, numbering its lines from 1: add `lineOffset` to the line of
   /// any location it kept.
@@ -187,6 +199,46 @@ public protocol ObservationSink: Sendable {
 extension ObservationSink {
   public mutating func add(contentsOf batch: [ConnectionObservation]) {
     for observation in batch { add(observation) }
+  }
+
+  public mutating func add(contentsOf batch: UnsafeBufferPointer<IPv4Observation>, input: Int) {
+    for connection in batch { add(connection.observation(input: input)) }
+  }
+}
+
+/// Collects `IPv4Observation`s for `ObservationSink.add(contentsOf:input:)`, `capacity` at a
+/// time, in memory of its own (`deallocate()` when done).
+public struct IPv4ObservationBatch {
+  public static var capacity: Int { 64 }
+  @usableFromInline let storage: UnsafeMutablePointer<IPv4Observation>
+  @usableFromInline var count = 0
+  public let input: Int
+
+  public init(input: Int) {
+    self.input = input
+    storage = .allocate(capacity: Self.capacity)
+    storage.initialize(repeating: IPv4Observation(), count: Self.capacity)
+  }
+
+  /// Adds `connection`; hands the batch to `sink` when it is full.
+  @inlinable
+  public mutating func add<Sink: ObservationSink>(_ connection: IPv4Observation, to sink: inout Sink) {
+    storage[count] = connection
+    count += 1
+    if count == Self.capacity { flush(to: &sink) }
+  }
+
+  /// Hands what is collected to `sink`.
+  @inlinable
+  public mutating func flush<Sink: ObservationSink>(to sink: inout Sink) {
+    guard count > 0 else { return }
+    sink.add(contentsOf: UnsafeBufferPointer(start: storage, count: count), input: input)
+    count = 0
+  }
+
+  public func deallocate() {
+    storage.deinitialize(count: Self.capacity)
+    storage.deallocate()
   }
 }
 

@@ -90,3 +90,94 @@ func digest(_ result: AnalysisResult) -> [String] {
     }
   }
 }
+
+@Suite struct IPv4LaneTests {
+  /// The lines of real table dumps that the readers' fast path takes.
+  func fastLines() throws -> [IPv4Observation] {
+    var lines: [IPv4Observation] = []
+    for name in ["affinity-nat/conntrack-L.txt", "uniform/conntrack-L.txt", "affinity-nat/nf_conntrack.txt"] {
+      let text = try String(contentsOf: labRoot.appendingPathComponent(name), encoding: .utf8)
+      for (n, line) in text.split(separator: "\n").enumerated() {
+        var line = String(line)
+        if let parsed = line.withUTF8({ CommonLineParser.parse(UnsafeRawBufferPointer($0), number: n + 1) }) {
+          lines.append(parsed)
+        }
+      }
+    }
+    return lines
+  }
+
+  /// `add(contentsOf:input:)` of IPv4 connections counts exactly what adding their observations
+  /// one by one counts, whatever the batch size.
+  @Test func ipv4BatchesGiveTheSameAnalysisAsObservations() throws {
+    let lines = try fastLines()
+    try #require(lines.count > 300)
+    var single = ConnectionAnalyzer()
+    for line in lines { single.add(line.observation(input: 0)) }
+    let expected = digest(single.finish(inputs: []))
+    for size in [1, 3, 64, 500] {
+      var batched = ConnectionAnalyzer()
+      var start = 0
+      while start < lines.count {
+        let end = min(start + size, lines.count)
+        lines[start..<end].withUnsafeBufferPointer { batched.add(contentsOf: $0, input: 0) }
+        start = end
+      }
+      #expect(digest(batched.finish(inputs: [])) == expected, "batch size \(size)")
+    }
+  }
+
+  /// A whole file read into an analyzer (fast path, split over threads, merged) is the analysis
+  /// of its observations one by one.
+  @Test func readerIntoAnalyzerMatchesObservations() throws {
+    let path = labRoot.appendingPathComponent("affinity-nat/conntrack-L.txt").path
+    var observations: [ConnectionObservation] = []
+    _ = try ConntrackReader().read(path: path, input: 0) { observations.append($0) }
+    var single = ConnectionAnalyzer()
+    for o in observations { single.add(o) }
+    var limits = ConntrackReadLimits()
+    limits.minimumPartBytes = 1
+    for parallelism in [1, 2, 5] {
+      var analyzer = ConnectionAnalyzer()
+      _ = try ConntrackReader(limits: limits).read(
+        path: path, input: 0, into: &analyzer, parallelism: parallelism)
+      #expect(
+        digest(analyzer.finish(inputs: [])) == digest(single.finish(inputs: [])), "\(parallelism) parts")
+    }
+  }
+
+  /// At the per-service client cap, merged parts keep at most the cap, and every connection is
+  /// either a kept client's or counted as dropped.
+  @Test func mergedPartsRespectTheClientCap() throws {
+    var options = AnalysisOptions()
+    options.maxClientsPerService = 5
+    options.clientsKept = 0
+    func connection(client: UInt32, backend: UInt32) -> ConnectionObservation {
+      ConnectionObservation(
+        original: FiveTuple(
+          proto: .tcp, source: Endpoint(.v4(IPv4Address(0x0A00_0000 | client)), 40000),
+          destination: Endpoint(.v4(IPv4Address(10, 96, 0, 1)), 80)),
+        translated: FiveTuple(
+          proto: .tcp, source: Endpoint(.v4(IPv4Address(0x0A00_0000 | client)), 40000),
+          destination: Endpoint(.v4(IPv4Address(0x0AF4_0000 | backend)), 8080)),
+        state: .established, replied: true, assured: true)
+    }
+    var first = ConnectionAnalyzer(options: options)
+    var second = ConnectionAnalyzer(options: options)
+    // Clients 1-4 in the first part, 3-9 in the second: 9 addresses, a cap of 5.
+    for c in UInt32(1)...4 { first.add(connection(client: c, backend: c % 3)) }
+    for c in UInt32(3)...9 {
+      second.add(connection(client: c, backend: c % 3))
+      second.add(connection(client: c, backend: (c + 1) % 3))
+    }
+    first.merge(second)
+    let service = try #require(first.finish(inputs: []).services.first)
+    #expect(service.connections == 4 + 14)
+    #expect(service.clients.count == 5)
+    #expect(service.clientTotals.clients == 5)
+    #expect(service.clientTotals.connections + service.droppedClientConnections == service.connections)
+    // The first part's clients are all kept, with what the second part adds to them.
+    let three = try #require(service.clients.first { $0.address == .v4(IPv4Address(10, 0, 0, 3)) })
+    #expect(three.connections == 3)
+  }
+}
