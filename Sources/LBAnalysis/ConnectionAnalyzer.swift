@@ -261,22 +261,26 @@ public struct ConnectionAnalyzer: Sendable {
   /// Adds IPv4 connections in order, as `add(_:)` of each one's observation would, with the
   /// client-table lookups of the whole batch started first (see `add(contentsOf:)`).
   public mutating func add(contentsOf batch: UnsafeBufferPointer<IPv4Observation>, input: Int) {
-    if batch.count > 1 {
-      withUnsafeTemporaryAllocation(of: Int.self, capacity: batch.count) { homes in
-        for (i, connection) in batch.enumerated() {
-          homes[i] = -1
-          guard connection.isDestinationTranslated, let backend = routeIndex.find(Self.route(connection))
-          else { continue }
-          let key = ClientKey(
-            service: backendTallies[Int(backend)].service,
-            address: .v4(IPv4Address(connection.originalSource)))
-          homes[i] = clientIndex.homeSlot(key)
-          clientIndex.prefetch(slot: homes[i])
-        }
-        for i in 0..<batch.count where homes[i] >= 0 { clientIndex.prefetchRecord(slot: homes[i]) }
+    var start = 0
+    while start < batch.count {
+      let end = min(start + 64, batch.count)
+      // The home slot of each connection's client, -1 for none: on the stack, so that the
+      // loops touch no array but the tables.
+      var homes = InlineArray<64, Int>(repeating: -1)
+      for i in start..<end {
+        let connection = batch[i]
+        guard connection.isDestinationTranslated, let backend = routeIndex.find(Self.route(connection))
+        else { continue }
+        let key = ClientKey(
+          service: backendTallies[Int(backend)].service, address: .v4(IPv4Address(connection.originalSource)))
+        let home = clientIndex.homeSlot(key)
+        homes[i - start] = home
+        clientIndex.prefetch(slot: home)
       }
+      for i in 0..<(end - start) where homes[i] >= 0 { clientIndex.prefetchRecord(slot: homes[i]) }
+      for i in start..<end { add(batch[i]) }
+      start = end
     }
-    for connection in batch { add(connection) }
   }
 
   /// Counts one DNATed connection to `backend` from `client`.
