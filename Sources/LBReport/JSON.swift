@@ -36,9 +36,21 @@ public indirect enum JSON: Sendable, Equatable {
   /// The value's text as it appears nested `indent` spaces deep, without a final newline.
   public func renderedBytes(indent: Int) -> [UInt8] {
     var out: [UInt8] = []
-    out.reserveCapacity(1 << 12)
+    out.reserveCapacity((1 << 12) + renderedPartsSize)
     write(into: &out, indent: indent)
     return out
+  }
+
+  /// The bytes of the parts rendered ahead (`.rendered`) in the value. The text is at least this
+  /// long: reserving it up front spares copying a report of megabytes each time it outgrows
+  /// its buffer.
+  var renderedPartsSize: Int {
+    switch self {
+    case .null, .bool, .int, .double, .string: 0
+    case .rendered(let text): text.count
+    case .array(let items): items.reduce(0) { $0 + $1.renderedPartsSize }
+    case .object(let members): members.values.reduce(0) { $0 + $1.renderedPartsSize }
+    }
   }
 
   func write(into out: inout [UInt8], indent: Int) {
