@@ -18,14 +18,13 @@ public enum JSONReport {
   }
 
   /// The document. `decorate`, when given, adds members to each service's object (by the
-  /// service's position in `result.services`) before the services are rendered on all
-  /// processors: reports built on this one (incident, cluster) add their parts there, as a
-  /// rendered service can no longer be changed.
+  /// service's position in `result.services`) as the services are made on all processors:
+  /// reports built on this one (incident, cluster) add their parts there.
   public static func document(
     _ result: AnalysisResult, tool: ToolInfo, maxClients: Int = defaultMaxClients,
     decorate: (@Sendable (Int, inout [String: JSON]) -> Void)? = nil
   ) -> JSON {
-    let services = renderedInParallel(Array(result.services.indices)) { s in
+    let services = inParallel(Array(result.services.indices)) { s in
       let json = service(result.services[s], maxClients: maxClients)
       guard let decorate, case .object(var members) = json else { return json }
       decorate(s, &members)
@@ -46,9 +45,9 @@ public enum JSONReport {
     ])
   }
 
-  /// Each element's JSON rendered as an array item (four spaces deep) on all processors: a
-  /// report of a large table lists tens of thousands of clients.
-  static func renderedInParallel<T: Sendable>(_ items: [T], _ make: @Sendable (T) -> JSON) -> [JSON] {
+  /// Each element's JSON, made on all processors: a report of a large table lists tens of
+  /// thousands of clients, which `service` renders to bytes (`clientsRendered`) on the way.
+  static func inParallel<T: Sendable>(_ items: [T], _ make: @Sendable (T) -> JSON) -> [JSON] {
     guard items.count > 1 else { return items.map(make) }
     let slots = UnsafeMutableBufferPointer<JSON>.allocate(capacity: items.count)
     slots.initialize(repeating: .null)
@@ -58,7 +57,7 @@ public enum JSONReport {
     }
     nonisolated(unsafe) let shared = slots
     DispatchQueue.concurrentPerform(iterations: items.count) { i in
-      shared[i] = .rendered(make(items[i]).renderedBytes(indent: 4))
+      shared[i] = make(items[i])
     }
     return Array(slots)
   }

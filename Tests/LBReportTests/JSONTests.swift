@@ -22,6 +22,21 @@ import Testing
     #expect(JSON.double(1e20).rendered() == "1e+20\n", "too large for fixed decimals, still valid JSON")
   }
 
+  /// The pieces join to the text `renderedBytes()` gives, and a large part rendered ahead
+  /// stands as a piece of its own rather than being copied.
+  @Test func piecesJoinToTheRenderedText() throws {
+    let large = JSON.array((0..<5000).map { .string("10.0.\($0 / 256).\($0 % 256)") }).renderedBytes(indent: 4)
+    #expect(large.count >= JSON.sharedPieceSize)
+    let value = JSON.object([
+      "a": .rendered(large), "b": .array([.int(1), .rendered(Array("[]".utf8)), .rendered(large)]), "c": .null,
+    ])
+    let pieces = value.renderedPieces()
+    #expect(Array(pieces.joined()) == value.renderedBytes())
+    #expect(pieces.filter { $0 == large }.count == 2)
+    let report = JSONReport.document(try labResult("affinity-nat"), tool: ToolInfo(version: "test"))
+    #expect(Array(report.renderedPieces().joined()) == report.renderedBytes())
+  }
+
   @Test func escapesStrings() {
     #expect(JSON.string("a\"b\\c\n\u{1}").rendered() == "\"a\\\"b\\\\c\\n\\u0001\"\n")
   }
