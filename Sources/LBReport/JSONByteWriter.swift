@@ -20,14 +20,11 @@ struct JSONByteWriter: ~Copyable {
 
   deinit { base.deallocate() }
 
-  /// The text written, as an array (one copy of it).
-  consuming func finish() -> [UInt8] {
-    let n = count
-    let bytes = base
-    return [UInt8](unsafeUninitializedCapacity: n) { buffer, initialized in
-      if let start = buffer.baseAddress { start.initialize(from: bytes, count: n) }
-      initialized = n
-    }
+  /// Appends the text written to `text` and starts afresh: a long text is written in parts
+  /// (a client at a time) into an array reserved for all of it, so it is never copied whole.
+  mutating func drain(into text: inout [UInt8]) {
+    text.append(contentsOf: UnsafeBufferPointer(start: base, count: count))
+    count = 0
   }
 
   /// Where the next `n` bytes go, after making room for them; the caller then adds what it

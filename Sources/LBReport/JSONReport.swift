@@ -160,8 +160,18 @@ public enum JSONReport {
   /// `String`s and boxed values and sorting its keys cost more than reading the table.
   static func clientsRendered(_ clients: ArraySlice<ClientResult>) -> JSON {
     guard !clients.isEmpty else { return .rendered(Array("[]".utf8)) }
-    var keys = BackendKeys(capacity: clients.reduce(0) { max($0, $1.backends.count) })
-    var out = JSONByteWriter(capacity: clients.count * 320)
+    var mostBackends = 0
+    var backends = 0
+    for c in clients {
+      mostBackends = max(mostBackends, c.backends.count)
+      backends += c.backends.count
+    }
+    var keys = BackendKeys(capacity: mostBackends)
+    // Room for the longest text each client can have (an IPv6 address, 20-digit counts, the
+    // longest double, 90 bytes per backend), so `text` never grows by copying itself.
+    var text: [UInt8] = []
+    text.reserveCapacity(16 + clients.count * 300 + backends * 90)
+    var out = JSONByteWriter(capacity: 1 << 12)
     // The literals spell out the indentation: clients 8 spaces deep, their members 10, the
     // members of `backends` 12, the closing bracket of the array 6.
     var first = true
@@ -184,9 +194,11 @@ public enum JSONReport {
       }
       if let p = c.stickyPValue { out.write(p) } else { out.write("null") }
       out.write("\n        }")
+      out.drain(into: &text)
     }
     out.write("\n      ]")
-    return .rendered(out.finish())
+    out.drain(into: &text)
+    return .rendered(text)
   }
 
   /// The `backends` object of one client at a time: keys are the endpoints' text in the

@@ -9,7 +9,10 @@ import Testing
   private func written(_ write: (inout JSONByteWriter) -> Void) -> String {
     var writer = JSONByteWriter(capacity: 1)
     write(&writer)
-    return String(decoding: writer.finish(), as: UTF8.self)
+    var text: [UInt8] = Array("before:".utf8)
+    writer.drain(into: &text)
+    #expect(writer.count == 0)
+    return String(decoding: text.dropFirst(7), as: UTF8.self)
   }
 
   @Test func writesDoublesAsFormatDoubleDoes() {
@@ -66,6 +69,14 @@ import Testing
         #expect(n <= JSONByteWriter.endpointTextLimit)
         #expect(String(decoding: UnsafeBufferPointer(start: slot, count: n), as: UTF8.self) == endpoint.description)
       }
+    }
+  }
+
+  @Test func writesEveryOctetInEveryPosition() {
+    for o in 0..<256 {
+      let octets = [o, 255 - o, o * 7 % 256, o / 3].map(UInt32.init)
+      let address = IPAddress.v4(IPv4Address(octets.reduce(0) { $0 << 8 | $1 }))
+      #expect(written { $0.write(address) } == octets.map(String.init).joined(separator: "."))
     }
   }
 
