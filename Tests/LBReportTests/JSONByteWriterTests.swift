@@ -18,7 +18,8 @@ import Testing
   @Test func writesDoublesAsFormatDoubleDoes() {
     var values: [Double] = [
       0, -0.0, 1, -1, 1e-7, -1e-7, 4.9e-7, 5e-7, 5.000001e-7, 0.5, -2.5, 0.1, 0.2 + 0.1, 1.0 / 3, 2.0 / 3,
-      123.4567891, -123.4567891, 0.1234565, 999_999.9999995, 1_000_000, 123_456_789, 8.999e12, 9e12, 9e12 - 1e-3,
+      123.4567891, -123.4567891, 0.1234565, 999_999.9999995, 1_000_000, 123_456_789, 8.999e12, 9e12,
+      9e12 - 1e-3,
       1e13, 1e20, -1e20, .nan, -.nan, .infinity, -.infinity, .greatestFiniteMagnitude, .leastNonzeroMagnitude,
     ]
     // A deterministic sweep over magnitudes 1e-8 … 1e14 with both signs.
@@ -48,14 +49,19 @@ import Testing
   }
 
   @Test func escapesStringsAsTheGenericWriterDoes() {
-    for text in ["", "plain", "a\"b\\c\n\u{1}\r\t\u{1F}x", "\"", "ünïcødé 🚀", "\u{7F}", String(repeating: "ab\"", count: 3000)] {
-      #expect(written { $0.writeString(text) } == JSON.string(text).rendered().dropLast(), "\(text.prefix(20))")
+    for text in [
+      "", "plain", "a\"b\\c\n\u{1}\r\t\u{1F}x", "\"", "ünïcødé 🚀", "\u{7F}",
+      String(repeating: "ab\"", count: 3000),
+    ] {
+      #expect(
+        written { $0.writeString(text) } == JSON.string(text).rendered().dropLast(), "\(text.prefix(20))")
     }
   }
 
   @Test func writesAddressesAndEndpointsAsTheirDescriptions() throws {
     let texts = [
-      "0.0.0.0", "1.2.3.4", "9.10.99.100", "255.255.255.255", "10.244.1.10", "::", "fd00::1", "::ffff:10.0.0.1",
+      "0.0.0.0", "1.2.3.4", "9.10.99.100", "255.255.255.255", "10.244.1.10", "::", "fd00::1",
+      "::ffff:10.0.0.1",
       "1234:5678:9abc:def0:1234:5678:9abc:def0", "2001:db8::8:800:200c:417a",
     ]
     for text in texts {
@@ -67,7 +73,8 @@ import Testing
         defer { slot.deallocate() }
         let n = JSONByteWriter.writeEndpoint(endpoint, to: slot)
         #expect(n <= JSONByteWriter.endpointTextLimit)
-        #expect(String(decoding: UnsafeBufferPointer(start: slot, count: n), as: UTF8.self) == endpoint.description)
+        #expect(
+          String(decoding: UnsafeBufferPointer(start: slot, count: n), as: UTF8.self) == endpoint.description)
       }
     }
   }

@@ -25,10 +25,12 @@ import Testing
   /// The pieces join to the text `renderedBytes()` gives, and a large part rendered ahead
   /// stands as a piece of its own rather than being copied.
   @Test func piecesJoinToTheRenderedText() throws {
-    let large = JSON.array((0..<5000).map { .string("10.0.\($0 / 256).\($0 % 256)") }).renderedBytes(indent: 4)
+    let large = JSON.array((0..<5000).map { .string("10.0.\($0 / 256).\($0 % 256)") }).renderedBytes(
+      indent: 4)
     #expect(large.count >= JSON.sharedPieceSize)
     let value = JSON.object([
-      "a": .rendered(large), "b": .array([.int(1), .rendered(Array("[]".utf8)), .rendered(large)]), "c": .null,
+      "a": .rendered(large), "b": .array([.int(1), .rendered(Array("[]".utf8)), .rendered(large)]),
+      "c": .null,
     ])
     let pieces = value.renderedPieces()
     #expect(Array(pieces.joined()) == value.renderedBytes())
@@ -71,7 +73,8 @@ import Testing
         address: v4, connections: -4, backends: [(d, 1), (e, 2), (f, 3), (c, 4), (a, 5)], sticky: false,
         stickyPValue: -0.0000005),
       ClientResult(
-        address: v4, connections: Int.max, backends: many.map { ($0, Int.min) } + many.reversed().map { ($0, 1) },
+        address: v4, connections: Int.max,
+        backends: many.map { ($0, Int.min) } + many.reversed().map { ($0, 1) },
         sticky: true, stickyPValue: .infinity),
       ClientResult(address: v6, connections: 1, backends: [(a, 1)], sticky: false, stickyPValue: .nan),
     ]
@@ -104,15 +107,20 @@ import Testing
       .greatestFiniteMagnitude, .leastNonzeroMagnitude,
     ]
     expectSameAsGeneric(
-      values.map { ClientResult(address: address, connections: 1, backends: [], sticky: nil, stickyPValue: $0) }[...])
+      values.map {
+        ClientResult(address: address, connections: 1, backends: [], sticky: nil, stickyPValue: $0)
+      }[...])
   }
 
-  private func expectSameAsGeneric(_ clients: ArraySlice<ClientResult>, sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+  private func expectSameAsGeneric(
+    _ clients: ArraySlice<ClientResult>, sourceLocation: Testing.SourceLocation = #_sourceLocation
+  ) {
     guard case .rendered(let fast) = JSONReport.clientsRendered(clients) else {
       Issue.record("not rendered", sourceLocation: sourceLocation)
       return
     }
-    let generic = JSON.array(clients.map(JSONReport.client)).renderedBytes(indent: JSONReport.clientIndent - 2)
+    let generic = JSON.array(clients.map(JSONReport.client)).renderedBytes(
+      indent: JSONReport.clientIndent - 2)
     #expect(
       String(decoding: fast, as: UTF8.self) == String(decoding: generic, as: UTF8.self),
       sourceLocation: sourceLocation)
@@ -132,7 +140,8 @@ func realResults() throws -> [AnalysisResult] {
   }
   return paths.compactMap { path in
     var analyzer = ConnectionAnalyzer()
-    guard let summary = try? ConntrackReader().read(path: path, input: 0, observe: { analyzer.add($0) }) else { return nil }
+    guard let summary = try? ConntrackReader().read(path: path, input: 0, observe: { analyzer.add($0) })
+    else { return nil }
     return analyzer.finish(inputs: [summary])
   }
 }
