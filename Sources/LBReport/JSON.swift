@@ -33,22 +33,64 @@ public indirect enum JSON: Sendable, Equatable {
     return out
   }
 
+  /// The text as UTF-8 in pieces, ending with a newline; their concatenation is
+  /// `renderedBytes()`. Large parts rendered ahead (`.rendered`, such as the client lists of a
+  /// report) are passed on as they are, where `renderedBytes()` copies them into one buffer.
+  public func renderedPieces() -> [[UInt8]] {
+    var pieces: [[UInt8]]? = []
+    var out: [UInt8] = []
+    out.reserveCapacity(1 << 12)
+    write(into: &out, indent: 0, pieces: &pieces)
+    out.append(0x0A)
+    return (pieces ?? []) + [out]
+  }
+
+  /// Parts rendered ahead from this size on stand as pieces of their own in `renderedPieces()`.
+  static let sharedPieceSize = 1 << 16
+
   /// The value's text as it appears nested `indent` spaces deep, without a final newline.
   public func renderedBytes(indent: Int) -> [UInt8] {
     var out: [UInt8] = []
-    out.reserveCapacity(1 << 12)
+    out.reserveCapacity((1 << 12) + renderedPartsSize)
     write(into: &out, indent: indent)
     return out
   }
 
+  /// The bytes of the parts rendered ahead (`.rendered`) in the value. The text is at least this
+  /// long: reserving it up front spares copying a report of megabytes each time it outgrows
+  /// its buffer.
+  var renderedPartsSize: Int {
+    switch self {
+    case .null, .bool, .int, .double, .string: 0
+    case .rendered(let text): text.count
+    case .array(let items): items.reduce(0) { $0 + $1.renderedPartsSize }
+    case .object(let members): members.values.reduce(0) { $0 + $1.renderedPartsSize }
+    }
+  }
+
   func write(into out: inout [UInt8], indent: Int) {
+    var pieces: [[UInt8]]? = nil
+    write(into: &out, indent: indent, pieces: &pieces)
+  }
+
+  /// Writes the text into `out`; with `pieces`, large parts rendered ahead end `out` as a piece
+  /// and stand as one of their own, and `out` starts afresh.
+  func write(into out: inout [UInt8], indent: Int, pieces: inout [[UInt8]]?) {
     switch self {
     case .null: JSON.writeLiteral("null", into: &out)
     case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
     case .int(let i): JSON.writeInteger(i, into: &out)
     case .double(let d): out.append(contentsOf: JSON.formatDouble(d).utf8)
     case .string(let s): JSON.writeString(s, into: &out)
-    case .rendered(let text): out.append(contentsOf: text)
+    case .rendered(let text):
+      if pieces != nil && text.count >= JSON.sharedPieceSize {
+        pieces?.append(out)
+        pieces?.append(text)
+        out = []
+        out.reserveCapacity(1 << 12)
+      } else {
+        out.append(contentsOf: text)
+      }
     case .array(let items):
       if items.isEmpty {
         JSON.writeLiteral("[]", into: &out)
@@ -57,7 +99,7 @@ public indirect enum JSON: Sendable, Equatable {
       JSON.writeLiteral("[\n", into: &out)
       for (i, item) in items.enumerated() {
         JSON.writeSpaces(indent + 2, into: &out)
-        item.write(into: &out, indent: indent + 2)
+        item.write(into: &out, indent: indent + 2, pieces: &pieces)
         if i + 1 < items.count { out.append(0x2C) }
         out.append(0x0A)
       }
@@ -74,7 +116,7 @@ public indirect enum JSON: Sendable, Equatable {
         JSON.writeSpaces(indent + 2, into: &out)
         JSON.writeString(member.key, into: &out)
         JSON.writeLiteral(": ", into: &out)
-        member.value.write(into: &out, indent: indent + 2)
+        member.value.write(into: &out, indent: indent + 2, pieces: &pieces)
         if i + 1 < sorted.count { out.append(0x2C) }
         out.append(0x0A)
       }

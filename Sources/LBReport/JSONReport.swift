@@ -18,14 +18,13 @@ public enum JSONReport {
   }
 
   /// The document. `decorate`, when given, adds members to each service's object (by the
-  /// service's position in `result.services`) before the services are rendered on all
-  /// processors: reports built on this one (incident, cluster) add their parts there, as a
-  /// rendered service can no longer be changed.
+  /// service's position in `result.services`) as the services are made on all processors:
+  /// reports built on this one (incident, cluster) add their parts there.
   public static func document(
     _ result: AnalysisResult, tool: ToolInfo, maxClients: Int = defaultMaxClients,
     decorate: (@Sendable (Int, inout [String: JSON]) -> Void)? = nil
   ) -> JSON {
-    let services = renderedInParallel(Array(result.services.indices)) { s in
+    let services = inParallel(Array(result.services.indices)) { s in
       let json = service(result.services[s], maxClients: maxClients)
       guard let decorate, case .object(var members) = json else { return json }
       decorate(s, &members)
@@ -46,9 +45,9 @@ public enum JSONReport {
     ])
   }
 
-  /// Each element's JSON rendered as an array item (four spaces deep) on all processors: a
-  /// report of a large table lists tens of thousands of clients.
-  static func renderedInParallel<T: Sendable>(_ items: [T], _ make: @Sendable (T) -> JSON) -> [JSON] {
+  /// Each element's JSON, made on all processors: a report of a large table lists tens of
+  /// thousands of clients, which `service` renders to bytes (`clientsRendered`) on the way.
+  static func inParallel<T: Sendable>(_ items: [T], _ make: @Sendable (T) -> JSON) -> [JSON] {
     guard items.count > 1 else { return items.map(make) }
     let slots = UnsafeMutableBufferPointer<JSON>.allocate(capacity: items.count)
     slots.initialize(repeating: .null)
@@ -58,7 +57,7 @@ public enum JSONReport {
     }
     nonisolated(unsafe) let shared = slots
     DispatchQueue.concurrentPerform(iterations: items.count) { i in
-      shared[i] = .rendered(make(items[i]).renderedBytes(indent: 4))
+      shared[i] = make(items[i])
     }
     return Array(slots)
   }
@@ -102,7 +101,7 @@ public enum JSONReport {
       "failedConnections": .number(s.failedConnections),
       "sourceTranslatedConnections": .number(s.sourceTranslatedConnections),
       "backends": .array(s.backends.map(backend)),
-      "clients": .array(listed.map(clientRendered)),
+      "clients": clientsRendered(listed),
       "clientCount": .number(totals.clients),
       "stickyClientCount": .number(totals.stickyClients),
       "stickyClientConnections": .number(totals.stickyConnections),
@@ -150,68 +149,148 @@ public enum JSONReport {
   }
 
   /// Where a service's client objects stand in every document that lists services (the
-  /// `services` array of the top-level object): array items eight spaces deep.
+  /// `services` array of the top-level object): array items eight spaces deep, in an array that
+  /// is a member six deep.
   static let clientIndent = 8
 
-  /// `client(c)` rendered straight to bytes at `clientIndent`, byte for byte what the generic
-  /// writer makes of it (`JSONReportTests` compares the two). A report of a large table lists
-  /// tens of thousands of clients; building each as a tree of dictionaries and boxed values
-  /// and sorting its keys cost more than reading the table.
-  static func clientRendered(_ c: ClientResult) -> JSON {
-    let inner = clientIndent + 2
-    var out: [UInt8] = []
-    out.reserveCapacity(160 + 40 * c.backends.count)
-    JSON.writeLiteral("{\n", into: &out)
-    JSON.writeSpaces(inner, into: &out)
-    JSON.writeLiteral("\"address\": ", into: &out)
-    JSON.writeString(c.address.description, into: &out)
-    JSON.writeLiteral(",\n", into: &out)
-    JSON.writeSpaces(inner, into: &out)
-    // The generic writer's object: one value per key (the last one), keys in its order.
-    var backends: [(key: String, connections: Int)] = []
-    for entry in c.backends {
-      let key = entry.backend.description
-      if let same = backends.firstIndex(where: { $0.key == key }) {
-        backends[same].connections = entry.connections
+  /// A service's `clients` array rendered straight to bytes for where it stands (a member
+  /// `clientIndent - 2` spaces deep), byte for byte what the generic writer makes of
+  /// `.array(clients.map(client))` (`ClientRenderingTests` compares the two). A report of a
+  /// large table lists tens of thousands of clients; building each as a tree of dictionaries,
+  /// `String`s and boxed values and sorting its keys cost more than reading the table.
+  static func clientsRendered(_ clients: ArraySlice<ClientResult>) -> JSON {
+    guard !clients.isEmpty else { return .rendered(Array("[]".utf8)) }
+    var mostBackends = 0
+    var backends = 0
+    for c in clients {
+      mostBackends = max(mostBackends, c.backends.count)
+      backends += c.backends.count
+    }
+    var keys = BackendKeys(capacity: mostBackends)
+    // Room for the longest text each client can have (an IPv6 address, 20-digit counts, the
+    // longest double, 90 bytes per backend), so `text` never grows by copying itself.
+    var text: [UInt8] = []
+    text.reserveCapacity(16 + clients.count * 300 + backends * 90)
+    var out = JSONByteWriter(capacity: 1 << 12)
+    // The literals spell out the indentation: clients 8 spaces deep, their members 10, the
+    // members of `backends` 12, the closing bracket of the array 6.
+    var first = true
+    for c in clients {
+      if first {
+        out.write("[\n        {\n          \"address\": \"")
+        first = false
       } else {
-        backends.append((key, entry.connections))
+        out.write(",\n        {\n          \"address\": \"")
       }
-    }
-    backends.sort { JSON.keyPrecedes($0.key, $1.key) }
-    if backends.isEmpty {
-      JSON.writeLiteral("\"backends\": {},\n", into: &out)
-    } else {
-      JSON.writeLiteral("\"backends\": {\n", into: &out)
-      for (i, entry) in backends.enumerated() {
-        JSON.writeSpaces(inner + 2, into: &out)
-        JSON.writeString(entry.key, into: &out)
-        JSON.writeLiteral(": ", into: &out)
-        JSON.writeInteger(Int64(clamping: entry.connections), into: &out)
-        if i + 1 < backends.count { out.append(0x2C) }
-        out.append(0x0A)
+      out.write(c.address)
+      out.write("\",\n          \"backends\": ")
+      keys.write(c.backends, into: &out)
+      out.write(",\n          \"connections\": ")
+      out.write(Int64(clamping: c.connections))
+      switch c.sticky {
+      case true?: out.write(",\n          \"sticky\": true,\n          \"stickyPValue\": ")
+      case false?: out.write(",\n          \"sticky\": false,\n          \"stickyPValue\": ")
+      case nil: out.write(",\n          \"sticky\": null,\n          \"stickyPValue\": ")
       }
-      JSON.writeSpaces(inner, into: &out)
-      JSON.writeLiteral("},\n", into: &out)
+      if let p = c.stickyPValue { out.write(p) } else { out.write("null") }
+      out.write("\n        }")
+      out.drain(into: &text)
     }
-    JSON.writeSpaces(inner, into: &out)
-    JSON.writeLiteral("\"connections\": ", into: &out)
-    JSON.writeInteger(Int64(clamping: c.connections), into: &out)
-    JSON.writeLiteral(",\n", into: &out)
-    JSON.writeSpaces(inner, into: &out)
-    JSON.writeLiteral("\"sticky\": ", into: &out)
-    switch c.sticky {
-    case true?: JSON.writeLiteral("true", into: &out)
-    case false?: JSON.writeLiteral("false", into: &out)
-    case nil: JSON.writeLiteral("null", into: &out)
+    out.write("\n      ]")
+    out.drain(into: &text)
+    return .rendered(text)
+  }
+
+  /// The `backends` object of one client at a time: keys are the endpoints' text in the
+  /// generic writer's order (`JSON.keyPrecedes`; endpoint text is ASCII, so byte order), one
+  /// member per key with the last value given for it, as a `[String: JSON]` built in order
+  /// keeps. Each key is written into a zero-filled slot of six words, so comparing two keys is
+  /// comparing up to six big-endian words (a zero pads the shorter key, which sorts first).
+  struct BackendKeys: ~Copyable {
+    static let words = 6
+    /// `words` words per backend of the client being written.
+    private let slots: UnsafeMutablePointer<UInt64>
+    private let lengths: UnsafeMutablePointer<Int>
+    private let order: UnsafeMutablePointer<Int>
+
+    init(capacity: Int) {
+      let n = max(capacity, 1)
+      slots = .allocate(capacity: n * BackendKeys.words)
+      lengths = .allocate(capacity: n)
+      order = .allocate(capacity: n)
     }
-    JSON.writeLiteral(",\n", into: &out)
-    JSON.writeSpaces(inner, into: &out)
-    JSON.writeLiteral("\"stickyPValue\": ", into: &out)
-    out.append(contentsOf: (c.stickyPValue.map(JSON.formatDouble) ?? "null").utf8)
-    out.append(0x0A)
-    JSON.writeSpaces(clientIndent, into: &out)
-    out.append(0x7D)
-    return .rendered(out)
+
+    deinit {
+      slots.deallocate()
+      lengths.deallocate()
+      order.deallocate()
+    }
+
+    /// `backends` as the generic writer renders `.object` of them, members 12 spaces deep.
+    /// There is room for them: `capacity` is at least their count.
+    mutating func write(_ backends: [(backend: Endpoint, connections: Int)], into out: inout JSONByteWriter) {
+      let n = backends.count
+      guard n > 0 else { return out.write("{}") }
+      if n == 1 {  // most clients: nothing to sort
+        out.write("{\n            \"")
+        out.write(backends[0].backend)
+        out.write("\": ")
+        out.write(Int64(clamping: backends[0].connections))
+        return out.write("\n          }")
+      }
+      let slots = self.slots
+      let order = self.order
+      for i in 0..<n {
+        let slot = slots + i * BackendKeys.words
+        slot.initialize(repeating: 0, count: BackendKeys.words)
+        lengths[i] = UnsafeMutableRawPointer(slot).withMemoryRebound(
+          to: UInt8.self, capacity: BackendKeys.words * 8
+        ) { JSONByteWriter.writeEndpoint(backends[i].backend, to: $0) }
+        order[i] = i
+      }
+      // Key order, then given order: a run of equal keys ends with the value that counts.
+      let precedes = { (a: Int, b: Int) -> Bool in
+        let c = BackendKeys.compare(slots + a * BackendKeys.words, slots + b * BackendKeys.words)
+        return c != 0 ? c < 0 : a < b
+      }
+      if n <= 16 {
+        for i in 1..<n {
+          let moving = order[i]
+          var j = i
+          while j > 0 && precedes(moving, order[j - 1]) {
+            order[j] = order[j - 1]
+            j -= 1
+          }
+          order[j] = moving
+        }
+      } else {
+        var all = UnsafeMutableBufferPointer(start: order, count: n)
+        all.sort(by: precedes)
+      }
+      var first = true
+      for k in 0..<n {
+        let i = order[k]
+        let slot = slots + i * BackendKeys.words
+        if k + 1 < n && BackendKeys.compare(slot, slots + order[k + 1] * BackendKeys.words) == 0 { continue }
+        out.write(first ? "{\n            \"" : ",\n            \"")
+        first = false
+        UnsafeRawPointer(slot).withMemoryRebound(to: UInt8.self, capacity: BackendKeys.words * 8) {
+          out.write(UnsafeBufferPointer(start: $0, count: lengths[i]))
+        }
+        out.write("\": ")
+        out.write(Int64(clamping: backends[i].connections))
+      }
+      out.write("\n          }")
+    }
+
+    /// Byte order of two zero-padded keys: negative, zero or positive.
+    @inline(__always)
+    static func compare(_ a: UnsafeMutablePointer<UInt64>, _ b: UnsafeMutablePointer<UInt64>) -> Int {
+      for w in 0..<words where a[w] != b[w] {
+        return UInt64(bigEndian: a[w]) < UInt64(bigEndian: b[w]) ? -1 : 1
+      }
+      return 0
+    }
   }
 
   static func client(_ c: ClientResult) -> JSON {

@@ -58,14 +58,14 @@ enum Output {
   static func write(_ result: AnalysisResult, options: ReportOptions) throws {
     let tool = ToolInfo(version: LBScope.version)
     var anonymizer = options.anonymizer(names: ReportAnonymizer.names(in: result))
-    let text: [UInt8]
+    let text: [[UInt8]]
     switch options.format {
     case .json:
       let document = JSONReport.document(result, tool: tool, maxClients: options.jsonClients)
-      text = (anonymizer?.apply(document) ?? document).renderedBytes()
+      text = (anonymizer?.apply(document) ?? document).renderedPieces()
     case .markdown:
       let markdown = MarkdownReport(topClients: options.topClients).render(result, tool: tool)
-      text = Array((anonymizer?.apply(markdown: markdown) ?? markdown).utf8)
+      text = [Array((anonymizer?.apply(markdown: markdown) ?? markdown).utf8)]
     }
     try deliver(text, inputs: result.inputs, findings: result.findings, options: options)
   }
@@ -75,21 +75,22 @@ enum Output {
     let tool = ToolInfo(version: LBScope.version)
     var anonymizer = options.anonymizer(
       names: ReportAnonymizer.names(in: cluster.result) + cluster.nodes.map(\.node))
-    let text: [UInt8]
+    let text: [[UInt8]]
     switch options.format {
     case .json:
       let document = ClusterReport.document(cluster, tool: tool, maxClients: options.jsonClients)
-      text = (anonymizer?.apply(document) ?? document).renderedBytes()
+      text = (anonymizer?.apply(document) ?? document).renderedPieces()
     case .markdown:
       let markdown = ClusterReport.markdown(cluster, tool: tool, topClients: options.topClients)
-      text = Array((anonymizer?.apply(markdown: markdown) ?? markdown).utf8)
+      text = [Array((anonymizer?.apply(markdown: markdown) ?? markdown).utf8)]
     }
     try deliver(text, inputs: cluster.result.inputs, findings: cluster.result.findings, options: options)
   }
 
-  /// Writes a rendered report, warns about damaged inputs, and exits with the code `--fail-on`
-  /// and the inputs call for.
-  static func deliver(_ text: [UInt8], inputs: [InputSummary], findings: [Finding], options: ReportOptions)
+  /// Writes a rendered report (in pieces, as `JSON.renderedPieces()` gives it, written one after
+  /// the other), warns about damaged inputs, and exits with the code `--fail-on` and the inputs
+  /// call for.
+  static func deliver(_ text: [[UInt8]], inputs: [InputSummary], findings: [Finding], options: ReportOptions)
     throws
   {
     if let path = options.output {
@@ -99,7 +100,7 @@ enum Output {
         Failure(error).exit()
       }
     } else {
-      _ = try? FileDescriptor.standardOutput.writeAll(text)
+      for piece in text { _ = try? FileDescriptor.standardOutput.writeAll(piece) }
     }
 
     let damaged = inputs.filter { $0.issueCount > 0 || $0.partial }
@@ -132,6 +133,11 @@ enum AtomicFile {
   }
 
   static func write(_ text: [UInt8], to path: String, replace: Bool) throws(WriteError) {
+    try write([text], to: path, replace: replace)
+  }
+
+  /// `write` for text in pieces, written one after the other.
+  static func write(_ text: [[UInt8]], to path: String, replace: Bool) throws(WriteError) {
     var status = stat()
     if lstat(path, &status) == 0 {
       if (status.st_mode & S_IFMT) == S_IFDIR {
@@ -149,7 +155,7 @@ enum AtomicFile {
         FilePath(temporary), .writeOnly, options: [.create, .exclusiveCreate, .truncate],
         permissions: [.ownerReadWrite, .groupRead, .otherRead])
       do {
-        _ = try fd.writeAll(text)
+        for piece in text { _ = try fd.writeAll(piece) }
         if fsync(fd.rawValue) != 0 { throw Errno(rawValue: errno) }
         try fd.close()
       } catch {

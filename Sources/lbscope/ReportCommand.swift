@@ -258,14 +258,14 @@ extension Output {
   static func write(_ incident: IncidentResult, options: ReportOptions) throws {
     let tool = ToolInfo(version: LBScope.version)
     var anonymizer = options.anonymizer(names: ReportAnonymizer.names(in: incident.analysis))
-    let text: [UInt8]
+    let text: [[UInt8]]
     switch options.format {
     case .json:
       let document = IncidentReport.document(incident, tool: tool, maxClients: options.jsonClients)
-      text = (anonymizer?.apply(document) ?? document).renderedBytes()
+      text = (anonymizer?.apply(document) ?? document).renderedPieces()
     case .markdown:
       let markdown = IncidentReport.markdown(incident, tool: tool, topClients: options.topClients)
-      text = Array((anonymizer?.apply(markdown: markdown) ?? markdown).utf8)
+      text = [Array((anonymizer?.apply(markdown: markdown) ?? markdown).utf8)]
     }
     try deliver(
       text, inputs: incident.analysis.inputs, findings: incident.analysis.findings, options: options)
