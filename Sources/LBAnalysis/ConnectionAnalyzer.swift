@@ -1,3 +1,4 @@
+import CTuning
 import Dispatch
 import LBCore
 
@@ -533,6 +534,12 @@ public struct ConnectionAnalyzer: Sendable {
       }
     }
 
+    /// Starts loading where `client`'s pairs begin.
+    @inline(__always)
+    func prefetch(client: Int32) {
+      start.withUnsafeBufferPointer { lbscope_prefetch($0.baseAddress.map { $0 + Int(client) }) }
+    }
+
     subscript(client: Int32) -> ArraySlice<(backend: Int32, count: Int32)> {
       pairs[Int(start[Int(client)])..<Int(start[Int(client) + 1])]
     }
@@ -572,7 +579,14 @@ public struct ConnectionAnalyzer: Sendable {
       if record.backend1 >= 0 { raw.append((i, position[Int(record.backend1)], record.count1)) }
       for pair in extra { raw.append((i, position[Int(pair.backend)], pair.count)) }
     }
-    for c in own {
+    // The records are scattered over tables of every client: each is a cache miss, so the
+    // loads are started `ahead` clients early.
+    let ahead = 12
+    for (k, c) in own.enumerated() {
+      if k + ahead < own.count {
+        clientIndex.prefetch(index: own[k + ahead])
+        ownPairs.prefetch(client: own[k + ahead])
+      }
       let record = clientIndex[c]
       let i = Int32(group.addresses.count)
       group.addresses.append(record.key.address)
@@ -583,7 +597,12 @@ public struct ConnectionAnalyzer: Sendable {
       let limit = max(options.maxClientsPerService, own.count)
       var local = HashIndex<AddressKey>(minimumCapacity: capacity)
       for address in group.addresses { _ = local.insert(AddressKey(address: address)) }
-      for m in merged {
+      for (k, m) in merged.enumerated() {
+        if k + ahead < merged.count {
+          let next = Int(merged[k + ahead])
+          mergedClients.withUnsafeBufferPointer { lbscope_prefetch($0.baseAddress.map { $0 + next }) }
+          mergedPairs.prefetch(client: merged[k + ahead])
+        }
         let record = mergedClients[Int(m)]
         let key = AddressKey(address: record.key.address)
         let i: Int32

@@ -134,6 +134,12 @@ struct HashIndex<Record: IndexRecord>: Sendable {
     records.withUnsafeBufferPointer { lbscope_prefetch($0.baseAddress.map { $0 + index }) }
   }
 
+  /// Starts loading the record at `index`.
+  @inline(__always)
+  func prefetch(index: Int32) {
+    records.withUnsafeBufferPointer { lbscope_prefetch($0.baseAddress.map { $0 + Int(index) }) }
+  }
+
   private mutating func grow() {
     let size = slots.count * 2
     var fresh = [UInt64](repeating: 0, count: size)

@@ -148,6 +148,17 @@ public enum CommonLineParser {
     /// A decimal number ending at a space or the end of the line, as `Bytes.decimal` reads it.
     @inline(__always)
     mutating func number() -> UInt64? {
+      // With eight bytes left, the digits of a number shorter than eight are found and
+      // converted at once, without a branch per digit.
+      if count - i > 8 {
+        let run = Cursor.digitRun(UnsafeRawPointer(bytes + i).loadUnaligned(as: UInt64.self))
+        if run.length < 8 {
+          let after = bytes[i + run.length]
+          guard run.length > 0, after == 0x20 || after == 0x09 else { return nil }
+          i += run.length
+          return run.value
+        }
+      }
       let start = i
       var value: UInt64 = 0
       while i < count {
@@ -159,6 +170,28 @@ public enum CommonLineParser {
       let digits = i - start
       guard digits > 0, digits <= 19, atEnd || bytes[i] == 0x20 || bytes[i] == 0x09 else { return nil }
       return value
+    }
+
+    /// The run of decimal digits that starts `word` (eight bytes as loaded, the first one
+    /// lowest): its length, 0 to 8, and, when shorter than 8, its value. SWAR: each byte is
+    /// tested and the digits converted in the word's lanes (the conversion of Lemire, "Parsing
+    /// series of integers with SIMD", 2018, also used by simdjson and fast_float).
+    @inline(__always)
+    static func digitRun(_ word: UInt64) -> (length: Int, value: UInt64) {
+      let ones: UInt64 = 0x0101_0101_0101_0101
+      let x = word ^ (ones &* 0x30)  // digits become 0…9
+      // A lane's top bit is set unless its byte is below 10 (no carry leaves a lane: at most
+      // 0x7F + 0x76).
+      let above9 = (((x & (ones &* 0x7F)) &+ (ones &* 0x76)) | x) & (ones &* 0x80)
+      let length = above9.trailingZeroBitCount >> 3
+      guard length > 0 && length < 8 else { return (length, 0) }
+      // The digits moved to the top lanes, zeros below: an eight-digit number with leading
+      // zeros, read most significant lane first.
+      var y = (x << UInt64((8 - length) * 8)) & (ones &* 0x0F)
+      y = (y &* 2561) >> 8
+      y = ((y & 0x00FF_00FF_00FF_00FF) &* 6_553_601) >> 16
+      y = ((y & 0x0000_FFFF_0000_FFFF) &* 42_949_672_960_001) >> 32
+      return (length, y)
     }
 
     /// A port: a number below 65536.
@@ -206,21 +239,16 @@ public enum CommonLineParser {
     /// bytes must be left.
     @inline(__always)
     mutating func octet() -> UInt32? {
-      let a = UInt32(bytes[i] &- 0x30)
-      guard a < 10 else { return nil }
-      let b = UInt32(bytes[i + 1] &- 0x30)
-      if b >= 10 {
-        i += 1
-        return a
-      }
-      let c = UInt32(bytes[i + 2] &- 0x30)
-      if c >= 10 {
-        i += 2
-        return a &* 10 &+ b
-      }
-      let value = a &* 100 &+ b &* 10 &+ c
-      guard value <= 255, bytes[i + 3] &- 0x30 >= 10 else { return nil }
-      i += 3
+      let word = UnsafeRawPointer(bytes + i).loadUnaligned(as: UInt32.self)
+      let ones: UInt32 = 0x0101_0101
+      let x = word ^ (ones &* 0x30)
+      let above9 = (((x & (ones &* 0x7F)) &+ (ones &* 0x76)) | x) & (ones &* 0x80)
+      let length = above9.trailingZeroBitCount >> 3
+      guard length > 0 && length < 4 else { return nil }
+      let y = x << UInt32((4 - length) * 8)  // the digits in the top lanes
+      let value = (y >> 8 & 0xFF) &* 100 &+ (y >> 16 & 0xFF) &* 10 &+ (y >> 24)
+      guard value <= 255 else { return nil }
+      i += length
       return value
     }
 
