@@ -149,11 +149,9 @@ public struct ConnectionAnalyzer: Sendable {
   var clientIndex = HashIndex<ClientRecord>(minimumCapacity: 1 << 14)
   /// Client–backend pairs past the two a `ClientRecord` holds.
   var pairIndex = HashIndex<PairRecord>(minimumCapacity: 1 << 10)
-  /// Clients merged in from other analyzers, renumbered, not looked up: an address may also be
-  /// in `clientIndex` or here again, and `finish` adds them together.
-  var mergedClients: [ClientRecord] = []
-  /// Their pairs past the two a record holds: (index into `mergedClients`, backend, count).
-  var mergedPairs: [(client: Int32, backend: Int32, count: Int32)] = []
+  /// The clients of analyzers merged into this one, kept as they were, not looked up: an address
+  /// may also be in `clientIndex` or in another part, and `finish` adds them together.
+  var mergedParts: [MergedPart] = []
   var translatedIndex = HashIndex<AddressKey>()
   var translatedTallies: [TranslatedTally] = []
   var sourceIndex = HashIndex<SourceKey>(minimumCapacity: 1024)
@@ -366,10 +364,11 @@ public struct ConnectionAnalyzer: Sendable {
   /// Adds everything `other` counted, as if its connections had been added here. Readers that
   /// split one input over several threads give each an analyzer and merge them at the end.
   ///
-  /// Services, backends and translated sources are merged at once; clients are only listed
-  /// (`mergedClients`), with their services and backends renumbered, and joined with the clients
-  /// of the same address in `finish`, service by service on all processors, where each
-  /// service's clients fit in a cache instead of a table of every client.
+  /// Services, backends and translated sources are merged at once; clients are only kept, in
+  /// `other`'s own tables (`mergedParts`, with maps from its service and backend numbers to
+  /// these), and joined with the clients of the same address in `finish`, service by service on
+  /// all processors, where each service's clients fit in a cache instead of a table of every
+  /// client.
   ///
   /// Totals are exact. Only at the per-service client cap can the clients kept differ from a
   /// single pass (each part fills the cap in its own order).
@@ -410,25 +409,15 @@ public struct ConnectionAnalyzer: Sendable {
       backendTallies[Int(index)].hasHTTP = backendTallies[Int(index)].hasHTTP || theirs.hasHTTP
     }
 
-    // Their own clients, then the clients they had merged, each with its pairs.
-    func renumbered(_ record: ClientRecord) -> ClientRecord {
-      var record = record
-      record.key = ClientKey(service: serviceMap[Int(record.key.service)], address: record.key.address)
-      if record.backend0 >= 0 { record.backend0 = backendMap[Int(record.backend0)] }
-      if record.backend1 >= 0 { record.backend1 = backendMap[Int(record.backend1)] }
-      return record
-    }
-    mergedClients.reserveCapacity(mergedClients.count + other.clientIndex.count + other.mergedClients.count)
-    mergedPairs.reserveCapacity(mergedPairs.count + other.pairIndex.count + other.mergedPairs.count)
-    let ownBase = Int32(mergedClients.count)
-    for record in other.clientIndex.records { mergedClients.append(renumbered(record)) }
-    for pair in other.pairIndex.records {
-      mergedPairs.append((ownBase + pair.key.client, backendMap[Int(pair.key.backend)], pair.count))
-    }
-    let mergedBase = Int32(mergedClients.count)
-    for record in other.mergedClients { mergedClients.append(renumbered(record)) }
-    for pair in other.mergedPairs {
-      mergedPairs.append((mergedBase + pair.client, backendMap[Int(pair.backend)], pair.count))
+    // Their clients stay in their tables, with maps to this analyzer's numbers; so do the
+    // parts they had merged, their maps composed with these.
+    mergedParts.append(
+      MergedPart(
+        clients: other.clientIndex, pairs: other.pairIndex, serviceMap: serviceMap, backendMap: backendMap))
+    for var part in other.mergedParts {
+      part.serviceMap = part.serviceMap.map { serviceMap[Int($0)] }
+      part.backendMap = part.backendMap.map { backendMap[Int($0)] }
+      mergedParts.append(part)
     }
 
     var translatedMap = [Int32](repeating: 0, count: other.translatedIndex.count)
@@ -451,12 +440,16 @@ public struct ConnectionAnalyzer: Sendable {
     for (b, tally) in backendTallies.enumerated() { backendsOf[Int(tally.service)].append(Int32(b)) }
     var clientsOf = [[Int32]](repeating: [], count: serviceIndex.count)
     for c in 0..<Int32(clientIndex.count) { clientsOf[Int(clientIndex[c].key.service)].append(c) }
-    var mergedOf = [[Int32]](repeating: [], count: serviceIndex.count)
-    for (m, record) in mergedClients.enumerated() { mergedOf[Int(record.key.service)].append(Int32(m)) }
+    // Merged clients as (part, client) in one integer: part << 32 | client.
+    var mergedOf = [[Int64]](repeating: [], count: serviceIndex.count)
+    for (p, part) in mergedParts.enumerated() {
+      for (c, record) in part.clients.records.enumerated() {
+        mergedOf[Int(part.serviceMap[Int(record.key.service)])].append(Int64(p) << 32 | Int64(c))
+      }
+    }
     // Pairs beyond the two each client record holds, grouped by client.
-    let ownPairs = PairsByClient(
-      clients: clientIndex.count, pairs: pairIndex.records.map { ($0.key.client, $0.key.backend, $0.count) })
-    let otherPairs = PairsByClient(clients: mergedClients.count, pairs: mergedPairs)
+    let ownPairs = PairsByClient(clients: clientIndex.count, pairs: pairIndex.records)
+    let partPairs = mergedParts.map { PairsByClient(clients: $0.clients.count, pairs: $0.pairs.records) }
 
     // Each service's backends in address order (the contract's), and every backend's position
     // in its service's list.
@@ -473,10 +466,10 @@ public struct ConnectionAnalyzer: Sendable {
       slots.deallocate()
     }
     nonisolated(unsafe) let shared = slots
-    let readOnly = (backendsOf, clientsOf, mergedOf, ownPairs, otherPairs, position)
+    let readOnly = (backendsOf, clientsOf, mergedOf, ownPairs, partPairs, position)
     DispatchQueue.concurrentPerform(iterations: serviceIndex.count) { s in
       let clients = clientGroup(
-        own: readOnly.1[s], merged: readOnly.2[s], ownPairs: readOnly.3, mergedPairs: readOnly.4,
+        own: readOnly.1[s], merged: readOnly.2[s], ownPairs: readOnly.3, partPairs: readOnly.4,
         position: readOnly.5)
       shared[s] = serviceResult(
         key: serviceIndex.keys[s], tally: serviceTallies[s], backends: readOnly.0[s], clients: clients)
@@ -515,21 +508,30 @@ public struct ConnectionAnalyzer: Sendable {
     return result
   }
 
+  /// The clients of a merged analyzer, in its own tables, with the maps from its service and
+  /// backend numbers to the merging analyzer's.
+  struct MergedPart: Sendable {
+    var clients: HashIndex<ClientRecord>
+    var pairs: HashIndex<PairRecord>
+    var serviceMap: [Int32]
+    var backendMap: [Int32]
+  }
+
   /// Client–backend pairs grouped by client (counting sort): client `c`'s are
   /// `pairs[start[c]..<start[c + 1]]`.
   struct PairsByClient: Sendable {
     var start: [Int32]
     var pairs: [(backend: Int32, count: Int32)]
 
-    init(clients: Int, pairs list: [(client: Int32, backend: Int32, count: Int32)]) {
+    init(clients: Int, pairs list: [PairRecord]) {
       start = [Int32](repeating: 0, count: clients + 1)
-      for pair in list { start[Int(pair.client) + 1] += 1 }
+      for pair in list { start[Int(pair.key.client) + 1] += 1 }
       for c in 0..<clients { start[c + 1] += start[c] }
       var fill = start
       pairs = [(backend: Int32, count: Int32)](repeating: (0, 0), count: list.count)
       for pair in list {
-        let c = Int(pair.client)
-        pairs[Int(fill[c])] = (pair.backend, pair.count)
+        let c = Int(pair.key.client)
+        pairs[Int(fill[c])] = (pair.key.backend, pair.count)
         fill[c] += 1
       }
     }
@@ -565,7 +567,7 @@ public struct ConnectionAnalyzer: Sendable {
   /// The clients of one service: its own (`own`, indices into `clientIndex`), each a different
   /// address, joined with those merged in from other analyzers (`merged`, into `mergedClients`).
   func clientGroup(
-    own: [Int32], merged: [Int32], ownPairs: PairsByClient, mergedPairs: PairsByClient, position: [Int32]
+    own: [Int32], merged: [Int64], ownPairs: PairsByClient, partPairs: [PairsByClient], position: [Int32]
   ) -> ClientGroup {
     var group = ClientGroup()
     let capacity = own.count + merged.count
@@ -574,10 +576,18 @@ public struct ConnectionAnalyzer: Sendable {
     // (client, backend position, connections), in any order; sorted into `counts` below.
     var raw: [(client: Int32, index: Int32, count: Int32)] = []
     raw.reserveCapacity(capacity * 2)
-    func collect(_ i: Int32, _ record: ClientRecord, _ extra: ArraySlice<(backend: Int32, count: Int32)>) {
+    /// `record`'s backends (already in this analyzer's numbers) and its `extra` pairs (in
+    /// `backendMap`'s, when given).
+    func collect(
+      _ i: Int32, _ record: ClientRecord, _ extra: ArraySlice<(backend: Int32, count: Int32)>,
+      backendMap: [Int32]? = nil
+    ) {
       if record.backend0 >= 0 { raw.append((i, position[Int(record.backend0)], record.count0)) }
       if record.backend1 >= 0 { raw.append((i, position[Int(record.backend1)], record.count1)) }
-      for pair in extra { raw.append((i, position[Int(pair.backend)], pair.count)) }
+      for pair in extra {
+        let backend = backendMap.map { $0[Int(pair.backend)] } ?? pair.backend
+        raw.append((i, position[Int(backend)], pair.count))
+      }
     }
     // The records are scattered over tables of every client: each is a cache miss, so the
     // loads are started `ahead` clients early.
@@ -597,29 +607,44 @@ public struct ConnectionAnalyzer: Sendable {
       let limit = max(options.maxClientsPerService, own.count)
       var local = HashIndex<AddressKey>(minimumCapacity: capacity)
       for address in group.addresses { _ = local.insert(AddressKey(address: address)) }
-      for (k, m) in merged.enumerated() {
-        if k + ahead < merged.count {
-          let next = Int(merged[k + ahead])
-          mergedClients.withUnsafeBufferPointer { lbscope_prefetch($0.baseAddress.map { $0 + next }) }
-          mergedPairs.prefetch(client: merged[k + ahead])
-        }
-        let record = mergedClients[Int(m)]
-        let key = AddressKey(address: record.key.address)
-        let i: Int32
-        switch local.probe(key) {
-        case .found(let index):
-          i = index
-          group.connections[Int(i)] += record.connections
-        case .vacant(let slot, let tag):
-          guard group.addresses.count < limit else {
-            group.dropped += Int(record.connections)
-            continue
+      // Part by part (`merged` lists them in part order), each part's tables taken once: a
+      // copy per client would retain and release the same buffers from every thread.
+      var run = 0
+      while run < merged.count {
+        let p = Int(merged[run] >> 32)
+        var end = run
+        while end < merged.count && Int(merged[end] >> 32) == p { end += 1 }
+        let records = mergedParts[p].clients
+        let backendMap = mergedParts[p].backendMap
+        let pairs = partPairs[p]
+        for k in run..<end {
+          if k + ahead < end {
+            let next = Int32(truncatingIfNeeded: merged[k + ahead])
+            records.prefetch(index: next)
+            pairs.prefetch(client: next)
           }
-          i = local.insert(key, slot: slot, tag: tag)
-          group.addresses.append(record.key.address)
-          group.connections.append(record.connections)
+          let c = Int32(truncatingIfNeeded: merged[k])
+          var record = records[c]
+          if record.backend0 >= 0 { record.backend0 = backendMap[Int(record.backend0)] }
+          if record.backend1 >= 0 { record.backend1 = backendMap[Int(record.backend1)] }
+          let key = AddressKey(address: record.key.address)
+          let i: Int32
+          switch local.probe(key) {
+          case .found(let index):
+            i = index
+            group.connections[Int(i)] += record.connections
+          case .vacant(let slot, let tag):
+            guard group.addresses.count < limit else {
+              group.dropped += Int(record.connections)
+              continue
+            }
+            i = local.insert(key, slot: slot, tag: tag)
+            group.addresses.append(record.key.address)
+            group.connections.append(record.connections)
+          }
+          collect(i, record, pairs[c], backendMap: backendMap)
         }
-        collect(i, record, mergedPairs[m])
+        run = end
       }
     }
 
