@@ -260,24 +260,35 @@ public struct ConnectionAnalyzer: Sendable {
   /// Adds IPv4 connections in order, as `add(_:)` of each one's observation would, with the
   /// client-table lookups of the whole batch started first (see `add(contentsOf:)`).
   public mutating func add(contentsOf batch: UnsafeBufferPointer<IPv4Observation>, input: Int) {
+    // A pipeline: while connection k is counted, the client slot of k + 16 and the client
+    // record of k + 8 (whose slot has arrived by then) are on their way. A core keeps only so
+    // many misses in flight, so a steady distance beats starting a whole batch's loads at once.
+    let slotAhead = 16
+    let recordAhead = 8
     var start = 0
     while start < batch.count {
-      let end = min(start + 64, batch.count)
+      let end = min(start + 256, batch.count)
       // The home slot of each connection's client, -1 for none: on the stack, so that the
-      // loops touch no array but the tables.
-      var homes = InlineArray<64, Int>(repeating: -1)
-      for i in start..<end {
+      // loop touches no array but the tables.
+      var homes = InlineArray<256, Int>(repeating: -1)
+      @inline(__always) func plan(_ i: Int) {
         let connection = batch[i]
         guard connection.isDestinationTranslated, let backend = routeIndex.find(Self.route(connection))
-        else { continue }
+        else { return }
         let key = ClientKey(
           service: backendTallies[Int(backend)].service, address: .v4(IPv4Address(connection.originalSource)))
         let home = clientIndex.homeSlot(key)
         homes[i - start] = home
         clientIndex.prefetch(slot: home)
       }
-      for i in 0..<(end - start) where homes[i] >= 0 { clientIndex.prefetchRecord(slot: homes[i]) }
-      for i in start..<end { add(batch[i]) }
+      for i in start..<min(start + slotAhead, end) { plan(i) }
+      for i in start..<end {
+        if i + slotAhead < end { plan(i + slotAhead) }
+        if i + recordAhead < end, homes[i + recordAhead - start] >= 0 {
+          clientIndex.prefetchRecord(slot: homes[i + recordAhead - start])
+        }
+        add(batch[i])
+      }
       start = end
     }
   }

@@ -209,7 +209,7 @@ extension ObservationSink {
 /// Collects `IPv4Observation`s for `ObservationSink.add(contentsOf:input:)`, `capacity` at a
 /// time, in memory of its own (`deallocate()` when done).
 public struct IPv4ObservationBatch {
-  public static var capacity: Int { 64 }
+  public static var capacity: Int { 256 }
   @usableFromInline let storage: UnsafeMutablePointer<IPv4Observation>
   @usableFromInline var count = 0
   public let input: Int
