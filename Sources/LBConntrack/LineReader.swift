@@ -12,7 +12,10 @@ import SystemPackage
 /// Lines longer than `maxLineLength` are not delivered whole: the callback receives the first
 /// `maxLineLength` bytes with `overlong == true`, and the rest of that line is skipped.
 public struct LineReader {
-  public static let defaultChunkSize = 1 << 20
+  /// A chunk small enough to be parsed from the core's cache after `read(2)` copied it there
+  /// (1 MiB chunks, as large as the whole L2 here, took about 5% more time on the 1,000,000-entry
+  /// benchmark).
+  public static let defaultChunkSize = 256 << 10
   /// The default cap on one line. Conntrack lines are a few hundred bytes; a line of this
   /// length is not a conntrack line.
   public static let defaultMaxLineLength = 64 * 1024
