@@ -78,7 +78,7 @@ public final class CaptureFileReader {
   /// The summary but for its record count, kept apart: a plain counter bumped per packet costs
   /// nothing, where changing a struct held by a class is checked for exclusive access each time.
   var recorded: InputSummary
-  var recordCount = 0
+  @exclusivity(unchecked) var recordCount = 0
   /// Bytes consumed so far and the file's size (0 when unknown), for progress.
   public private(set) var bytesConsumed = 0
   public let fileSize: Int
@@ -101,14 +101,14 @@ public final class CaptureFileReader {
   let ownsDescriptor: Bool
   /// The unconsumed bytes live in `buffer`: the reader's own allocation (`owned`), or the chunk
   /// of `readAhead` in use (`chunk`).
-  var buffer: UnsafeMutableRawBufferPointer
-  var owned: UnsafeMutableRawBufferPointer
+  @exclusivity(unchecked) var buffer: UnsafeMutableRawBufferPointer
+  @exclusivity(unchecked) var owned: UnsafeMutableRawBufferPointer
   var readAhead: ReadAhead?
-  var chunk: ReadAhead.Chunk?
+  @exclusivity(unchecked) var chunk: ReadAhead.Chunk?
   /// Unconsumed bytes are `buffer[start..<end]`; `fileOffsetOfStart` is where `start` lies in the file.
-  var start = 0
-  var end = 0
-  var fileOffsetOfStart = 0
+  @exclusivity(unchecked) var start = 0
+  @exclusivity(unchecked) var end = 0
+  @exclusivity(unchecked) var fileOffsetOfStart = 0
   var atEOF = false
   var format: Format = .pcap
   var bigEndian = false
@@ -119,7 +119,7 @@ public final class CaptureFileReader {
   var interfaces: [Interface] = []
   var interfaceBase = 0
   var sectionCount = 0
-  var packetNumber = 0
+  @exclusivity(unchecked) var packetNumber = 0
   var finished = false
   /// Packets the capturing interfaces reported dropped (pcapng ISB `isb_ifdrop`).
   public private(set) var droppedByInterfaces: UInt64 = 0

@@ -65,8 +65,8 @@ public final class HostEvidenceTable {
 
   var index: [Key: Int32] = [:]
   var keys: [Key] = []
-  var counts: [Counts] = []
-  var store: UnsafeMutablePointer<UInt64>
+  @exclusivity(unchecked) var counts: [Counts] = []
+  @exclusivity(unchecked) var store: UnsafeMutablePointer<UInt64>
   var capacity: Int
 
   public init(maxAddresses: Int = defaultMaxAddresses) {
