@@ -58,20 +58,22 @@ public struct ConntrackReader {
   public func read(
     path: String, input: Int, observe: (ConnectionObservation) -> Void
   ) throws(ConntrackReaderError) -> InputSummary {
-    if path == "-" {
-      return try read(descriptor: .standardInput, path: path, input: input, observe: observe)
-    }
-    let descriptor: FileDescriptor
+    let descriptor = try Self.open(path)
+    defer { if path != "-" { try? descriptor.close() } }
+    return try read(descriptor: descriptor, path: path, input: input, observe: observe)
+  }
+
+  /// `path` opened for reading; standard input for `-` (the caller closes any other).
+  static func open(_ path: String) throws(ConntrackReaderError) -> FileDescriptor {
+    if path == "-" { return .standardInput }
     do {
-      descriptor = try FileDescriptor.open(FilePath(path), .readOnly)
+      return try FileDescriptor.open(FilePath(path), .readOnly)
     } catch {
       throw ConntrackReaderError(
         code: .cannotOpen, path: path, line: nil,
         reason: "cannot open: \(error)", hint: "check the path and permissions",
         errno: error as? Errno)
     }
-    defer { try? descriptor.close() }
-    return try read(descriptor: descriptor, path: path, input: input, observe: observe)
   }
 
   /// Reads an open descriptor; does not close it.
@@ -126,37 +128,43 @@ public struct ConntrackReader {
     {
       return summary
     }
-    let descriptor: FileDescriptor
-    if path == "-" {
-      descriptor = .standardInput
-    } else {
-      do {
-        descriptor = try FileDescriptor.open(FilePath(path), .readOnly)
-      } catch {
-        throw ConntrackReaderError(
-          code: .cannotOpen, path: path, line: nil,
-          reason: "cannot open: \(error)", hint: "check the path and permissions",
-          errno: error as? Errno)
-      }
-    }
+    let descriptor = try Self.open(path)
     defer { if path != "-" { try? descriptor.close() } }
-    var batch = ObservationBatch()
-    var fastBatch = IPv4ObservationBatch(input: input)
+    var batches = Batches(input: input)
     defer {
-      batch.flush(to: &sink)
-      fastBatch.flush(to: &sink)
-      fastBatch.deallocate()
+      batches.flush(to: &sink)
+      batches.deallocate()
     }
     return try read(
       descriptor: descriptor, path: path, input: input,
-      observe: {
-        fastBatch.flush(to: &sink)
-        batch.add($0, to: &sink)
-      },
-      fast: {
-        batch.flush(to: &sink)
-        fastBatch.add($0, to: &sink)
-      })
+      observe: { batches.add($0, to: &sink) }, fast: { batches.add($0, to: &sink) })
+  }
+
+  /// The two batches a reader fills (observations, and `IPv4Observation`s from the fast path),
+  /// handed to the sink in the order the connections were read: adding to one first hands
+  /// over what the other holds.
+  struct Batches {
+    var observations = ObservationBatch()
+    var fast: IPv4ObservationBatch
+
+    init(input: Int) { fast = IPv4ObservationBatch(input: input) }
+
+    mutating func add<Sink: ObservationSink>(_ observation: ConnectionObservation, to sink: inout Sink) {
+      fast.flush(to: &sink)
+      observations.add(observation, to: &sink)
+    }
+
+    mutating func add<Sink: ObservationSink>(_ connection: IPv4Observation, to sink: inout Sink) {
+      observations.flush(to: &sink)
+      fast.add(connection, to: &sink)
+    }
+
+    mutating func flush<Sink: ObservationSink>(to sink: inout Sink) {
+      observations.flush(to: &sink)
+      fast.flush(to: &sink)
+    }
+
+    func deallocate() { fast.deallocate() }
   }
 
   /// The parallel read, or `nil` when the input is not suited to it (nothing has been added to
@@ -190,25 +198,16 @@ public struct ConntrackReader {
         range: bounds[part]..<bounds[part + 1])
       var lines = 0
       var failure: Error? = nil
-      var batch = ObservationBatch()
-      var fastBatch = IPv4ObservationBatch(input: input)
-      defer { fastBatch.deallocate() }
+      var batches = Batches(input: input)
+      defer { batches.deallocate() }
       do {
         try reader.forEachLine { line, number, overlong in
           lines = number
           try pass.line(
             line, number: number, overlong: overlong,
-            observe: {
-              fastBatch.flush(to: &partSink)
-              batch.add($0, to: &partSink)
-            },
-            fast: {
-              batch.flush(to: &partSink)
-              fastBatch.add($0, to: &partSink)
-            })
+            observe: { batches.add($0, to: &partSink) }, fast: { batches.add($0, to: &partSink) })
         }
-        batch.flush(to: &partSink)
-        fastBatch.flush(to: &partSink)
+        batches.flush(to: &partSink)
       } catch is TextPass.NeedsOnePass {
         pass.needsOnePass = true
       } catch {
