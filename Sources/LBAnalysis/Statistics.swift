@@ -269,15 +269,14 @@ public enum SmallSampleTest {
 
 /// Steele, Lea and Flood's SplitMix64: a small, fast, seedable generator, so simulated p-values
 /// are the same on every run.
-struct SplitMix64 {
+struct SplitMix64: RandomNumberGenerator {
   var state: UInt64
   init(seed: UInt64) { state = seed }
+  /// The state advanced by the golden gamma, through SplitMix64's finalizer (`mix`, which adds
+  /// the gamma itself).
   mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
+    defer { state &+= 0x9E37_79B9_7F4A_7C15 }
+    return mix(state)
   }
   /// Uniform in [0, 1) with 53 random bits.
   mutating func unit() -> Double { Double(next() >> 11) * 0x1.0p-53 }

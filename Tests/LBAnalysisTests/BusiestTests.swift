@@ -8,7 +8,7 @@ import Testing
   /// clients sorted by connections (descending), then address, for any number of ties at the
   /// cut-off and any mix of address families.
   @Test func selectionEqualsTheFullSortsPrefix() {
-    var generator = SystemRandomNumberGenerator()
+    var generator = SplitMix64(seed: 20261123)  // seeded: a failure reproduces
     for round in 0..<60 {
       let n = [0, 1, 5, 50, 400, 3000][round % 6]
       var group = ConnectionAnalyzer.ClientGroup()

@@ -39,10 +39,6 @@ hidden_hosts_traffic() {
             --count "${CL_COUNT[i]}" --timeout 3 --pause 0.02 --deadline 30 "${args[@]}"
         pids+=("$BG_PID")
     done
-    for ((i = 0; i < ${#pids[@]}; i++)); do
-        if ! wait "${pids[i]}"; then
-            log "client ${CL_NAME[i]} reported failures: $(tail -n 1 "$WORK/clients/${CL_NAME[i]}.err" 2>/dev/null)"
-        fi
-    done
+    wait_clients "${pids[@]}"
     return 0
 }
