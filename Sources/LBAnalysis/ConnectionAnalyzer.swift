@@ -147,6 +147,8 @@ public struct ConnectionAnalyzer: Sendable {
   var routeIndex = HashIndex<RouteKey>(minimumCapacity: 1024)
   var backendTallies: [BackendTally] = []
   var clientIndex = HashIndex<ClientRecord>(minimumCapacity: 1 << 14)
+  /// The clients of connections from readers' IPv4 fast lane, counted by sorting.
+  var ipv4Clients = IPv4ClientRun()
   /// Client–backend pairs past the two a `ClientRecord` holds.
   var pairIndex = HashIndex<PairRecord>(minimumCapacity: 1 << 10)
   /// The clients of analyzers merged into this one, kept as they were, not looked up: an address
@@ -223,7 +225,8 @@ public struct ConnectionAnalyzer: Sendable {
     }
   }
 
-  /// Adds one IPv4 connection, as `add(connection.observation(input:))` would.
+  /// Adds one IPv4 connection, as `add(connection.observation(input:))` would; its client goes
+  /// to `ipv4Clients`, to be counted by sorting.
   @inline(__always)
   mutating func add(_ connection: IPv4Observation) {
     connections += 1
@@ -239,11 +242,13 @@ public struct ConnectionAnalyzer: Sendable {
     guard let backend = backendIndex(Self.route(connection)) else { return }
     let hasOriginal = connection.flags.contains(.originalCounters)
     let hasReply = connection.flags.contains(.replyCounters)
-    count(
-      backend: backend, client: .v4(IPv4Address(connection.originalSource)), failed: connection.failed,
-      sourceTranslated: sourceTranslated, counted: hasOriginal || hasReply,
+    tally(
+      backend: backend, failed: connection.failed, sourceTranslated: sourceTranslated,
+      counted: hasOriginal || hasReply,
       packets: (hasOriginal ? connection.originalPackets : 0) &+ (hasReply ? connection.replyPackets : 0),
       bytes: (hasOriginal ? connection.originalBytes : 0) &+ (hasReply ? connection.replyBytes : 0))
+    ipv4Clients.pending.append(IPv4ClientRun.key(client: connection.originalSource, backend: backend))
+    if ipv4Clients.pending.count >= IPv4ClientRun.pendingLimit { foldIPv4Clients() }
   }
 
   @inline(__always)
@@ -257,47 +262,21 @@ public struct ConnectionAnalyzer: Sendable {
         .v4(IPv4Address(connection.translatedDestination)), connection.translatedDestinationPort))
   }
 
-  /// Adds IPv4 connections in order, as `add(_:)` of each one's observation would, with the
-  /// client-table lookups of the whole batch started first (see `add(contentsOf:)`).
+  /// Adds IPv4 connections in order, as `add(_:)` of each one's observation would.
   public mutating func add(contentsOf batch: UnsafeBufferPointer<IPv4Observation>, input: Int) {
-    // A pipeline: while connection k is counted, the client slot of k + 16 and the client
-    // record of k + 8 (whose slot has arrived by then) are on their way. A core keeps only so
-    // many misses in flight, so a steady distance beats starting a whole batch's loads at once.
-    let slotAhead = 16
-    let recordAhead = 8
-    var start = 0
-    while start < batch.count {
-      let end = min(start + 256, batch.count)
-      // The home slot of each connection's client, -1 for none: on the stack, so that the
-      // loop touches no array but the tables.
-      var homes = InlineArray<256, Int>(repeating: -1)
-      @inline(__always) func plan(_ i: Int) {
-        let connection = batch[i]
-        guard connection.isDestinationTranslated, let backend = routeIndex.find(Self.route(connection))
-        else { return }
-        let key = ClientKey(
-          service: backendTallies[Int(backend)].service, address: .v4(IPv4Address(connection.originalSource)))
-        let home = clientIndex.homeSlot(key)
-        homes[i - start] = home
-        clientIndex.prefetch(slot: home)
-      }
-      for i in start..<min(start + slotAhead, end) { plan(i) }
-      for i in start..<end {
-        if i + slotAhead < end { plan(i + slotAhead) }
-        if i + recordAhead < end, homes[i + recordAhead - start] >= 0 {
-          clientIndex.prefetchRecord(slot: homes[i + recordAhead - start])
-        }
-        add(batch[i])
-      }
-      start = end
-    }
+    for connection in batch { add(connection) }
   }
 
-  /// Counts one DNATed connection to `backend` from `client`.
+  /// Folds the IPv4 clients read on this thread (see `IPv4ClientRun`), so that the sorting
+  /// runs in parallel with the other parts'.
+  public mutating func finishPart() {
+    foldIPv4Clients()
+  }
+
+  /// Counts one DNATed connection to `backend` in its service's and its backend's tallies.
   @inline(__always)
-  mutating func count(
-    backend: Int32, client address: IPAddress, failed: Bool, sourceTranslated: Bool, counted: Bool,
-    packets: UInt64, bytes: UInt64
+  mutating func tally(
+    backend: Int32, failed: Bool, sourceTranslated: Bool, counted: Bool, packets: UInt64, bytes: UInt64
   ) {
     let serviceNumber = Int(backendTallies[Int(backend)].service)
     serviceTallies[serviceNumber].connections += 1
@@ -311,7 +290,19 @@ public struct ConnectionAnalyzer: Sendable {
       backendTallies[Int(backend)].packets &+= packets
       backendTallies[Int(backend)].bytes &+= bytes
     }
-    guard let client = clientNumber(ClientKey(service: Int32(serviceNumber), address: address), count: 1)
+  }
+
+  /// Counts one DNATed connection to `backend` from `client`.
+  @inline(__always)
+  mutating func count(
+    backend: Int32, client address: IPAddress, failed: Bool, sourceTranslated: Bool, counted: Bool,
+    packets: UInt64, bytes: UInt64
+  ) {
+    tally(
+      backend: backend, failed: failed, sourceTranslated: sourceTranslated, counted: counted,
+      packets: packets, bytes: bytes)
+    let serviceNumber = backendTallies[Int(backend)].service
+    guard let client = clientNumber(ClientKey(service: serviceNumber, address: address), count: 1)
     else { return }
     if !clientIndex[client].credit(backend, count: 1) {
       let (index, inserted) = pairIndex.insert(
@@ -385,6 +376,9 @@ public struct ConnectionAnalyzer: Sendable {
   /// single pass (each part fills the cap in its own order).
   /// Locations are not kept, so `lineOffset` does not matter here.
   public mutating func merge(_ other: ConnectionAnalyzer, lineOffset: Int = 0) {
+    // Folding moves clients past the cap into the service tallies' dropped connections.
+    var other = other
+    other.foldIPv4Clients()
     connections += other.connections
     withoutDNAT += other.withoutDNAT
     for key in other.filteredOut.keys { _ = filteredOut.insert(key) }
@@ -424,7 +418,8 @@ public struct ConnectionAnalyzer: Sendable {
     // parts they had merged, their maps composed with these.
     mergedParts.append(
       MergedPart(
-        clients: other.clientIndex, pairs: other.pairIndex, serviceMap: serviceMap, backendMap: backendMap))
+        clients: other.clientIndex, pairs: other.pairIndex, ipv4: other.ipv4Clients, serviceMap: serviceMap,
+        backendMap: backendMap))
     for var part in other.mergedParts {
       part.serviceMap = part.serviceMap.map { serviceMap[Int($0)] }
       part.backendMap = part.backendMap.map { backendMap[Int($0)] }
@@ -446,6 +441,13 @@ public struct ConnectionAnalyzer: Sendable {
 
   /// Finishes the analysis: distributions, stickiness, findings.
   public func finish(inputs: [InputSummary]) -> AnalysisResult {
+    var folded = self
+    folded.foldIPv4Clients()
+    return folded.finishFolded(inputs: inputs)
+  }
+
+  /// `finish` once every IPv4 client run is folded.
+  func finishFolded(inputs: [InputSummary]) -> AnalysisResult {
     // Backends and clients (own and merged) grouped by service.
     var backendsOf = [[Int32]](repeating: [], count: serviceIndex.count)
     for (b, tally) in backendTallies.enumerated() { backendsOf[Int(tally.service)].append(Int32(b)) }
@@ -469,6 +471,24 @@ public struct ConnectionAnalyzer: Sendable {
       backendsOf[s].sort { routeIndex.keys[Int($0)].backend < routeIndex.keys[Int($1)].backend }
       for (i, id) in backendsOf[s].enumerated() { position[Int(id)] = Int32(i) }
     }
+    // The folded IPv4 runs (own and merged) by service, each run on its own processor.
+    var runs: [(run: IPv4ClientRun, backendMap: [Int32]?)] = []
+    if !ipv4Clients.keys.isEmpty { runs.append((ipv4Clients, nil)) }
+    for part in mergedParts where !part.ipv4.keys.isEmpty { runs.append((part.ipv4, part.backendMap)) }
+    let runSlots = UnsafeMutableBufferPointer<[[RunEntry]]>.allocate(capacity: runs.count)
+    runSlots.initialize(repeating: [])
+    defer {
+      runSlots.deinitialize()
+      runSlots.deallocate()
+    }
+    nonisolated(unsafe) let sharedRuns = runSlots
+    let runList = runs
+    let positions = position
+    DispatchQueue.concurrentPerform(iterations: runList.count) { r in
+      sharedRuns[r] = entriesByService(runList[r].run, backendMap: runList[r].backendMap, position: positions)
+    }
+    let runsByService = Array(runSlots)
+
     // Services are independent: judge them on all processors.
     let slots = UnsafeMutableBufferPointer<ServiceResult?>.allocate(capacity: serviceIndex.count)
     slots.initialize(repeating: nil)
@@ -480,8 +500,8 @@ public struct ConnectionAnalyzer: Sendable {
     let readOnly = (backendsOf, clientsOf, mergedOf, ownPairs, partPairs, position)
     DispatchQueue.concurrentPerform(iterations: serviceIndex.count) { s in
       let clients = clientGroup(
-        own: readOnly.1[s], merged: readOnly.2[s], ownPairs: readOnly.3, partPairs: readOnly.4,
-        position: readOnly.5)
+        own: readOnly.1[s], runs: runsByService.map { $0[s] }, merged: readOnly.2[s], ownPairs: readOnly.3,
+        partPairs: readOnly.4, position: readOnly.5)
       shared[s] = serviceResult(
         key: serviceIndex.keys[s], tally: serviceTallies[s], backends: readOnly.0[s], clients: clients)
     }
@@ -524,6 +544,8 @@ public struct ConnectionAnalyzer: Sendable {
   struct MergedPart: Sendable {
     var clients: HashIndex<ClientRecord>
     var pairs: HashIndex<PairRecord>
+    /// Its folded IPv4 clients, in its backend numbers.
+    var ipv4: IPv4ClientRun
     var serviceMap: [Int32]
     var backendMap: [Int32]
   }
@@ -576,12 +598,16 @@ public struct ConnectionAnalyzer: Sendable {
   }
 
   /// The clients of one service: its own (`own`, indices into `clientIndex`), each a different
-  /// address, joined with those merged in from other analyzers (`merged`, into `mergedClients`).
+  /// address, joined with those of folded IPv4 runs (`runs`, each in ascending client order)
+  /// and those merged in from other analyzers (`merged`, part << 32 | index into that part's
+  /// clients).
   func clientGroup(
-    own: [Int32], merged: [Int64], ownPairs: PairsByClient, partPairs: [PairsByClient], position: [Int32]
+    own: [Int32], runs: [[RunEntry]], merged: [Int64], ownPairs: PairsByClient, partPairs: [PairsByClient],
+    position: [Int32]
   ) -> ClientGroup {
     var group = ClientGroup()
-    let capacity = own.count + merged.count
+    let fromRuns = Self.mergeByClient(runs)
+    let capacity = own.count + merged.count + fromRuns.count
     group.addresses.reserveCapacity(capacity)
     group.connections.reserveCapacity(capacity)
     // (client, backend position, connections), in any order; sorted into `counts` below.
@@ -614,10 +640,41 @@ public struct ConnectionAnalyzer: Sendable {
       group.connections.append(record.connections)
       collect(i, record, ownPairs[c])
     }
-    if !merged.isEmpty {
-      let limit = max(options.maxClientsPerService, own.count)
-      var local = HashIndex<AddressKey>(minimumCapacity: capacity)
+    // Addresses can repeat between the tables and the runs only when both have clients here;
+    // the runs alone are joined by their order.
+    let limit = max(options.maxClientsPerService, own.count)
+    let joining = (!own.isEmpty && !fromRuns.isEmpty) || !merged.isEmpty
+    var local = HashIndex<AddressKey>(minimumCapacity: joining ? capacity : 1)
+    if joining {
       for address in group.addresses { _ = local.insert(AddressKey(address: address)) }
+    }
+    var k = 0
+    while k < fromRuns.count {
+      let client = fromRuns[k].client
+      var end = k
+      var total: Int32 = 0
+      while end < fromRuns.count && fromRuns[end].client == client {
+        total += fromRuns[end].count
+        end += 1
+      }
+      defer { k = end }
+      let address = IPAddress.v4(IPv4Address(client))
+      var i = Int32(group.addresses.count)
+      if joining, case .found(let index) = local.probe(AddressKey(address: address)) {
+        i = index
+        group.connections[Int(i)] += total
+      } else {
+        guard group.addresses.count < limit else {
+          group.dropped += Int(total)
+          continue
+        }
+        if joining { _ = local.insert(AddressKey(address: address)) }
+        group.addresses.append(address)
+        group.connections.append(total)
+      }
+      for entry in fromRuns[k..<end] { raw.append((i, entry.position, entry.count)) }
+    }
+    if !merged.isEmpty {
       // Part by part (`merged` lists them in part order), each part's tables taken once: a
       // copy per client would retain and release the same buffers from every thread.
       var run = 0

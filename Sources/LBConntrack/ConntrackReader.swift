@@ -208,6 +208,7 @@ public struct ConntrackReader {
             observe: { batches.add($0, to: &partSink) }, fast: { batches.add($0, to: &partSink) })
         }
         batches.flush(to: &partSink)
+        partSink.finishPart()
       } catch is TextPass.NeedsOnePass {
         pass.needsOnePass = true
       } catch {

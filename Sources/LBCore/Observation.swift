@@ -194,6 +194,10 @@ public protocol ObservationSink: Sendable {
   mutating func merge(_ other: Self, lineOffset: Int)
   /// A sink with the same settings and nothing in it.
   func makeEmpty() -> Self
+  /// Called by a reader that splits an input over threads, on the thread that filled this sink,
+  /// once its part is read and before it is merged: work done here (sorting what was
+  /// collected) runs in parallel with the other parts'. The default does nothing.
+  mutating func finishPart()
 }
 
 extension ObservationSink {
@@ -204,6 +208,8 @@ extension ObservationSink {
   public mutating func add(contentsOf batch: UnsafeBufferPointer<IPv4Observation>, input: Int) {
     for connection in batch { add(connection.observation(input: input)) }
   }
+
+  public mutating func finishPart() {}
 }
 
 /// Collects `IPv4Observation`s for `ObservationSink.add(contentsOf:input:)`, `capacity` at a

@@ -1,0 +1,129 @@
+import LBCore
+import Testing
+
+@testable import LBAnalysis
+
+@Suite struct RadixSortTests {
+  /// The radix sort orders keys as the standard library's sort does, for keys with every byte
+  /// varying, with a few varying bytes (passes skipped), with duplicates, and at the sizes
+  /// around its small-array cut-off.
+  @Test func sortsLikeTheStandardSort() {
+    var generator = SplitMix64(seed: 20261123)  // seeded: a failure reproduces
+    for round in 0..<48 {
+      let n = [0, 1, 2, 64, 65, 300, 5000, 40_000][round % 8]
+      let shape = round / 8 % 6
+      var keys: [UInt64] = []
+      for _ in 0..<n {
+        let r = generator.next()
+        switch shape {
+        case 0: keys.append(r)  // every byte varies
+        case 1: keys.append(r & 0x0000_FFFF_0000_03FF)  // client bytes and a 10-bit backend
+        case 2: keys.append(0x0AF4_0000_0000_0000 | r & 0x0000_FFFF_0000_000F)  // shared prefix
+        case 3: keys.append(r % 7)  // many duplicates
+        case 4: keys.append(0xDEAD_BEEF)  // all equal
+        default: keys.append(UInt64(keys.count) << 20)  // already sorted
+        }
+      }
+      var sorted = keys
+      RadixSort.sort(&sorted)
+      #expect(sorted == keys.sorted(), "round \(round): \(n) keys, shape \(shape)")
+    }
+  }
+}
+
+@Suite struct IPv4ClientRunTests {
+  func connection(client: UInt32, service: UInt32, backend: UInt32) -> IPv4Observation {
+    var c = IPv4Observation()
+    c.originalSource = 0x0A00_0000 | client
+    c.translatedDestination = 0x0AF4_0000 | service << 8 | backend
+    c.originalDestination = 0x0A60_0000 | service
+    c.translatedSource = c.originalSource
+    c.originalSourcePort = 40000
+    c.translatedDestinationPort = 8080
+    c.originalDestinationPort = 80
+    c.translatedSourcePort = 40000
+    c.stateCode = ConnectionState.established.rawValue
+    c.flags = [.replied, .assured]
+    return c
+  }
+
+  /// Connections of many clients over three services, seeded.
+  func connections(_ count: Int) -> [IPv4Observation] {
+    var generator = SplitMix64(seed: 7)
+    return (0..<count).map { _ in
+      let client = UInt32.random(in: 1...400, using: &generator)
+      let service = UInt32.random(in: 0...2, using: &generator)
+      // Most clients keep to one backend, some spread: stickiness verdicts of both kinds.
+      let backend = client % 5 == 0 ? UInt32.random(in: 0...3, using: &generator) : client % 4
+      return connection(client: client, service: service, backend: backend)
+    }
+  }
+
+  /// Folding at any points in between (as a long input does at `pendingLimit`) counts what one
+  /// fold at the end counts, and both count what the observations added one by one count.
+  @Test func foldsAnywhereGiveTheAnalysisOfTheObservations() {
+    let list = connections(6000)
+    var single = ConnectionAnalyzer()
+    for c in list { single.add(c.observation(input: 0)) }
+    let expected = digest(single.finish(inputs: []))
+    for every in [1, 17, 1000, 6000] {
+      var folded = ConnectionAnalyzer()
+      for (i, c) in list.enumerated() {
+        folded.add(c)
+        if (i + 1) % every == 0 { folded.foldIPv4Clients() }
+      }
+      #expect(digest(folded.finish(inputs: [])) == expected, "fold every \(every)")
+    }
+  }
+
+  /// A client seen through both lanes (a table line the fast path takes and an observation,
+  /// for instance an event, that it does not) is one client with the connections of both.
+  @Test func bothLanesJoinIntoOneClient() {
+    let list = connections(3000)
+    var single = ConnectionAnalyzer()
+    for c in list { single.add(c.observation(input: 0)) }
+    var mixed = ConnectionAnalyzer()
+    var other = ConnectionAnalyzer()
+    for (i, c) in list.enumerated() {
+      switch i % 4 {
+      case 0: mixed.add(c.observation(input: 0))
+      case 1: mixed.add(c)
+      case 2: other.add(c.observation(input: 0))
+      default: other.add(c)
+      }
+    }
+    other.finishPart()
+    mixed.merge(other)
+    #expect(digest(mixed.finish(inputs: [])) == digest(single.finish(inputs: [])))
+  }
+
+  /// At the per-service client cap, the IPv4 lane keeps the lowest addresses, whatever the
+  /// order they came in and however often it folded; kept clients' counts are complete and every
+  /// other connection is counted as dropped.
+  @Test func theCapKeepsTheLowestAddresses() throws {
+    var options = AnalysisOptions()
+    options.maxClientsPerService = 10
+    options.clientsKept = 0
+    // Clients 30 down to 1, three connections each, one service: high addresses come first.
+    var list: [IPv4Observation] = []
+    for client in stride(from: UInt32(30), through: 1, by: -1) {
+      for backend in UInt32(0)..<3 { list.append(connection(client: client, service: 0, backend: backend)) }
+    }
+    for every in [3, 20, list.count] {
+      var analyzer = ConnectionAnalyzer(options: options)
+      for (i, c) in list.enumerated() {
+        analyzer.add(c)
+        if (i + 1) % every == 0 { analyzer.foldIPv4Clients() }
+      }
+      let service = try #require(analyzer.finish(inputs: []).services.first)
+      #expect(service.connections == 90)
+      #expect(service.clientTotals.clients == 10, "fold every \(every)")
+      #expect(service.clientTotals.connections == 30, "fold every \(every)")
+      #expect(service.droppedClientConnections == 60, "fold every \(every)")
+      #expect(
+        Set(service.clients.map(\.address)) == Set((1...10).map { IPAddress.v4(IPv4Address(0x0A00_0000 | $0)) }),
+        "fold every \(every)")
+      #expect(service.clients.allSatisfy { $0.connections == 3 && $0.backends.count == 3 })
+    }
+  }
+}
