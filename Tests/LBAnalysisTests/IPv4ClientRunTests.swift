@@ -121,7 +121,8 @@ import Testing
       #expect(service.clientTotals.connections == 30, "fold every \(every)")
       #expect(service.droppedClientConnections == 60, "fold every \(every)")
       #expect(
-        Set(service.clients.map(\.address)) == Set((1...10).map { IPAddress.v4(IPv4Address(0x0A00_0000 | $0)) }),
+        Set(service.clients.map(\.address))
+          == Set((1...10).map { IPAddress.v4(IPv4Address(0x0A00_0000 | $0)) }),
         "fold every \(every)")
       #expect(service.clients.allSatisfy { $0.connections == 3 && $0.backends.count == 3 })
     }
