@@ -64,7 +64,7 @@ public enum CommonLineParser {
     guard
       c.tuple(
         &entry.translatedDestination, &entry.translatedSource, &entry.translatedDestinationPort,
-        &entry.translatedSourcePort, &entry.replyPackets, &entry.replyBytes)
+        &entry.translatedSourcePort, &entry.replyPackets, &entry.replyBytes, destinationRepeatsSource: true)
     else { return false }
     if c.lastHadCounters { entry.flags.insert(.replyCounters) }
     if !c.atEnd {
@@ -255,15 +255,45 @@ public enum CommonLineParser {
     /// Whether the last `tuple` had `packets=` and `bytes=`.
     var lastHadCounters = false
 
+    /// The text of the last tuple's source address: where it starts, its length, its value.
+    var lastSource = (start: 0, length: 0, value: UInt32(0))
+
+    /// The address `earlier` (a `lastSource`) again when the line continues with the same text
+    /// and a space or tab: its value without parsing it again; `nil` when the text differs
+    /// (then `ipv4()` decides).
+    @inline(__always)
+    mutating func repeated(_ earlier: (start: Int, length: Int, value: UInt32)) -> UInt32? {
+      // Both texts with the byte after them fit in 16 bytes ("255.255.255.255 "): compared as
+      // their first and their last eight bytes (which overlap), with 16 bytes left here and
+      // the earlier text 16 bytes or more before.
+      let (start, length, value) = earlier
+      guard length >= 7, count - i >= 16, start + 16 <= i else { return nil }
+      let here = UnsafeRawPointer(bytes + i)
+      let there = UnsafeRawPointer(bytes + start)
+      guard here.loadUnaligned(as: UInt64.self) == there.loadUnaligned(as: UInt64.self),
+        here.loadUnaligned(fromByteOffset: length - 7, as: UInt64.self)
+          == there.loadUnaligned(fromByteOffset: length - 7, as: UInt64.self)
+      else { return nil }
+      i += length
+      return value
+    }
+
     /// `src= dst= sport= dport= [packets= bytes=]` and the spaces after it (a tuple never ends
     /// a line).
     @inline(__always)
     mutating func tuple(
       _ source: inout UInt32, _ destination: inout UInt32, _ sourcePort: inout UInt16,
-      _ destinationPort: inout UInt16, _ packets: inout UInt64, _ bytes: inout UInt64
+      _ destinationPort: inout UInt16, _ packets: inout UInt64, _ bytes: inout UInt64,
+      destinationRepeatsSource: Bool = false
     ) -> Bool {
-      guard literal("src="), let s = ipv4(), spaces(),
-        literal("dst="), let d = ipv4(), spaces(),
+      let earlier = lastSource
+      guard literal("src=") else { return false }
+      let sourceStart = i
+      guard let s = ipv4() else { return false }
+      lastSource = (sourceStart, i - sourceStart, s)
+      // The reply's destination is nearly always the original source again (no SNAT).
+      guard spaces(), literal("dst="),
+        let d = (destinationRepeatsSource ? repeated(earlier) : nil) ?? ipv4(), spaces(),
         literal("sport="), let sp = port(), spaces(),
         literal("dport="), let dp = port(), spaces()
       else { return false }

@@ -104,6 +104,37 @@ import Testing
     }
   }
 
+  /// The reply's destination, compared with the original source's text instead of parsed
+  /// again: for every address length, the same text, text that differs in its first or last
+  /// byte, an address that extends the original one, and a tab after it.
+  @Test func repeatedSourcesAreReadAsTheirText() throws {
+    let addresses = [
+      "1.2.3.4", "10.2.3.4", "10.24.3.4", "10.244.3.4", "10.244.30.4", "10.244.30.41",
+      "10.244.130.41", "100.244.130.41", "255.255.255.255",
+    ]
+    for source in addresses {
+      let bytes = Array(source.utf8)
+      var others = [source, "9" + source.dropFirst(), source.dropLast() + "0", source + "1"]
+      others.append(String(decoding: bytes.dropLast() + [bytes.last == 0x39 ? 0x38 : 0x39], as: UTF8.self))
+      for reply in others {
+        for gap in [" ", "\t"] {
+          let line =
+            "tcp      6 86024 ESTABLISHED src=\(source) dst=10.96.0.1 sport=40000 dport=443 src=10.244.1.7 dst=\(reply)\(gap)sport=8443 dport=40000 [ASSURED] mark=0 use=1"
+          expectAgreement(line)
+          if let parsed = fast(line), let expected = IPAddress("\(reply)"), case .v4(let v4) = expected {
+            #expect(parsed.translatedSource == v4.value, "\(line)")
+          }
+        }
+      }
+    }
+    // A line on which the comparison happens at all, and on which it finds the copy.
+    let same = try #require(
+      fast(
+        "tcp      6 1 ESTABLISHED src=10.244.30.41 dst=10.96.0.1 sport=1 dport=2 src=10.244.1.7 dst=10.244.30.41 sport=2 dport=1 mark=0 use=1"
+      ))
+    #expect(same.translatedSource == same.originalSource)
+  }
+
   @Test func givesUpOnShapesItDoesNotKnow() {
     let lines = [
       "[NEW] tcp      6 120 SYN_SENT src=10.0.0.1 dst=10.96.0.1 sport=1 dport=443 [UNREPLIED] src=10.244.1.2 dst=10.0.0.1 sport=6443 dport=1",
