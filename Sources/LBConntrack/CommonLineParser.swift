@@ -20,12 +20,15 @@ import LBCore
 public enum CommonLineParser {
   /// Decodes `line` into `slot`; `false` (and `slot` unspecified) when the line is not of the
   /// common shape.
+  /// `memo`, when given, remembers the frontend and backend addresses of earlier lines (of one
+  /// thread), so that their text is looked up instead of parsed.
   @inline(__always)
   public static func parse(
-    _ line: UnsafeRawBufferPointer, number: Int, into slot: UnsafeMutablePointer<IPv4Observation>
+    _ line: UnsafeRawBufferPointer, number: Int, into slot: UnsafeMutablePointer<IPv4Observation>,
+    memo: AddressMemo? = nil
   ) -> Bool {
     guard let base = line.baseAddress else { return false }
-    var c = Cursor(bytes: base.assumingMemoryBound(to: UInt8.self), count: line.count)
+    var c = Cursor(bytes: base.assumingMemoryBound(to: UInt8.self), count: line.count, memo: memo?.entries)
     var entry = IPv4Observation()
     entry.line = number
     entry.flags = .replied
@@ -54,7 +57,8 @@ public enum CommonLineParser {
     guard
       c.tuple(
         &entry.originalSource, &entry.originalDestination, &entry.originalSourcePort,
-        &entry.originalDestinationPort, &entry.originalPackets, &entry.originalBytes)
+        &entry.originalDestinationPort, &entry.originalPackets, &entry.originalBytes,
+        rememberedDestination: true)
     else { return false }
     if c.lastHadCounters { entry.flags.insert(.originalCounters) }
     if c.literal("[UNREPLIED]") {
@@ -64,7 +68,8 @@ public enum CommonLineParser {
     guard
       c.tuple(
         &entry.translatedDestination, &entry.translatedSource, &entry.translatedDestinationPort,
-        &entry.translatedSourcePort, &entry.replyPackets, &entry.replyBytes, destinationRepeatsSource: true)
+        &entry.translatedSourcePort, &entry.replyPackets, &entry.replyBytes, rememberedSource: true,
+        destinationRepeatsSource: true)
     else { return false }
     if c.lastHadCounters { entry.flags.insert(.replyCounters) }
     if !c.atEnd {
@@ -102,9 +107,11 @@ public enum CommonLineParser {
   }
 
   /// `line` as an `IPv4Observation`, or `nil` when it is not of the common shape.
-  public static func parse(_ line: UnsafeRawBufferPointer, number: Int) -> IPv4Observation? {
+  public static func parse(_ line: UnsafeRawBufferPointer, number: Int, memo: AddressMemo? = nil)
+    -> IPv4Observation?
+  {
     var entry = IPv4Observation()
-    return parse(line, number: number, into: &entry) ? entry : nil
+    return parse(line, number: number, into: &entry, memo: memo) ? entry : nil
   }
 
   /// A forward reader over one line.
@@ -112,6 +119,14 @@ public enum CommonLineParser {
     let bytes: UnsafePointer<UInt8>
     let count: Int
     var i = 0
+    /// `AddressMemo.entries`, when there is a memo.
+    let memo: UnsafeMutablePointer<AddressMemo.Entry>?
+
+    init(bytes: UnsafePointer<UInt8>, count: Int, memo: UnsafeMutablePointer<AddressMemo.Entry>? = nil) {
+      self.bytes = bytes
+      self.count = count
+      self.memo = memo
+    }
 
     var atEnd: Bool { i >= count }
     var peek: UInt8? { i < count ? bytes[i] : nil }
@@ -235,6 +250,33 @@ public enum CommonLineParser {
       return value
     }
 
+    /// `ipv4()` through the memo: an address text seen before (with the space or tab after it)
+    /// is found by its bytes; one not seen is parsed and remembered.
+    @inline(__always)
+    mutating func rememberedIPv4() -> UInt32? {
+      guard let memo, count - i >= 16 else { return ipv4() }
+      let here = UnsafeRawPointer(bytes + i)
+      let head = here.loadUnaligned(as: UInt64.self)
+      let tail = here.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+      // The text's length: up to the first space or tab (an address is 7 to 15 bytes).
+      let inHead = AddressMemo.separators(head)
+      let inTail = AddressMemo.separators(tail)
+      let length = inHead != 0 ? inHead.trailingZeroBitCount >> 3 : 8 + inTail.trailingZeroBitCount >> 3
+      guard length >= 7 && length <= 15 else { return ipv4() }
+      // The text and its separator, the rest of the 16 bytes cleared: the key.
+      // (Seven bytes and the separator fill the head.)
+      let keyHead = head
+      let keyTail = length >= 8 ? tail & (UInt64.max >> UInt64((15 - length) * 8)) : 0
+      let slot = memo + AddressMemo.slot(keyHead, keyTail)
+      if slot.pointee.head == keyHead && slot.pointee.tail == keyTail {
+        i += length
+        return slot.pointee.value
+      }
+      guard let value = ipv4() else { return nil }
+      slot.pointee = AddressMemo.Entry(head: keyHead, tail: keyTail, value: value)
+      return value
+    }
+
     /// One to three digits worth at most 255, not followed by a fourth digit; at least four
     /// bytes must be left.
     @inline(__always)
@@ -279,21 +321,25 @@ public enum CommonLineParser {
     }
 
     /// `src= dst= sport= dport= [packets= bytes=]` and the spaces after it (a tuple never ends
-    /// a line).
+    /// a line). `remembered` addresses go through the memo (`rememberedIPv4`); with
+    /// `destinationRepeatsSource`, the destination is first compared with the last tuple's
+    /// source.
     @inline(__always)
     mutating func tuple(
       _ source: inout UInt32, _ destination: inout UInt32, _ sourcePort: inout UInt16,
       _ destinationPort: inout UInt16, _ packets: inout UInt64, _ bytes: inout UInt64,
+      rememberedSource: Bool = false, rememberedDestination: Bool = false,
       destinationRepeatsSource: Bool = false
     ) -> Bool {
       let earlier = lastSource
       guard literal("src=") else { return false }
       let sourceStart = i
-      guard let s = ipv4() else { return false }
+      guard let s = rememberedSource ? rememberedIPv4() : ipv4() else { return false }
       lastSource = (sourceStart, i - sourceStart, s)
       // The reply's destination is nearly always the original source again (no SNAT).
       guard spaces(), literal("dst="),
-        let d = (destinationRepeatsSource ? repeated(earlier) : nil) ?? ipv4(), spaces(),
+        let d = (destinationRepeatsSource ? repeated(earlier) : nil)
+          ?? (rememberedDestination ? rememberedIPv4() : ipv4()), spaces(),
         literal("sport="), let sp = port(), spaces(),
         literal("dport="), let dp = port(), spaces()
       else { return false }
@@ -337,5 +383,48 @@ public enum CommonLineParser {
     /// "ESTABLIS" and "TIME_WAI" as little-endian words.
     static let establishedHead: UInt64 = 0x5349_4C42_4154_5345
     static let timeWaitHead: UInt64 = 0x4941_575F_454D_4954
+  }
+}
+
+/// Address texts a conntrack table repeats on line after line (its Service frontends and their
+/// backends) with their values, so that the fast path looks them up instead of parsing them:
+/// 512 slots, direct-mapped, each holding the text (7 to 15 bytes and the space or tab after
+/// it, zero-padded to 16 bytes) of the last address that fell there. A slot holds only text
+/// that `ipv4()` accepted, and a hit needs the same bytes, so a hit has the value parsing would
+/// give. One memo per thread.
+public final class AddressMemo {
+  struct Entry {
+    var head: UInt64 = 0
+    var tail: UInt64 = 0
+    var value: UInt32 = 0
+  }
+
+  static let slots = 512
+  let entries: UnsafeMutablePointer<Entry>
+
+  public init() {
+    entries = .allocate(capacity: Self.slots)
+    entries.initialize(repeating: Entry(), count: Self.slots)
+  }
+
+  deinit {
+    entries.deinitialize(count: Self.slots)
+    entries.deallocate()
+  }
+
+  /// The slot of a key.
+  @inline(__always)
+  static func slot(_ head: UInt64, _ tail: UInt64) -> Int {
+    Int(truncatingIfNeeded: ((head ^ tail &* 0x9E37_79B9_7F4A_7C15) &* 0xBF58_476D_1CE4_E5B9) >> 55)
+  }
+
+  /// The top bit of each byte of `word` that is a space or a tab, and maybe bits above the
+  /// lowest one (a borrow), never below it.
+  @inline(__always)
+  static func separators(_ word: UInt64) -> UInt64 {
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    let space = word ^ (ones &* 0x20)
+    let tab = word ^ (ones &* 0x09)
+    return ((space &- ones) & ~space | (tab &- ones) & ~tab) & (ones &* 0x80)
   }
 }

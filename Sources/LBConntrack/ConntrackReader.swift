@@ -320,6 +320,8 @@ struct TextPass {
   var splicedLine = 0
   /// Lines where an entry split by the summary line was joined.
   var splicedLines: [Int] = []
+  /// The fast path's frontend and backend addresses (this pass's thread only).
+  let memo = AddressMemo()
 
   init(path: String, input: Int, limits: ConntrackReadLimits, part: Bool) {
     self.path = path
@@ -409,7 +411,7 @@ struct TextPass {
       return
     }
     // Most lines take the fast path; it decodes exactly what the general parser would.
-    if let connection = CommonLineParser.parse(line, number: number) {
+    if let connection = CommonLineParser.parse(line, number: number, memo: memo) {
       summary.records += 1
       usefulLines += 1
       fast(connection)

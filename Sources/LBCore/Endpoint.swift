@@ -5,14 +5,14 @@ public struct TransportProtocol: RawRepresentable, Hashable, Comparable, Sendabl
   public var rawValue: UInt8
   @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
 
-  public static let icmp = TransportProtocol(rawValue: 1)
-  public static let tcp = TransportProtocol(rawValue: 6)
-  public static let udp = TransportProtocol(rawValue: 17)
-  public static let dccp = TransportProtocol(rawValue: 33)
-  public static let gre = TransportProtocol(rawValue: 47)
-  public static let icmpv6 = TransportProtocol(rawValue: 58)
-  public static let sctp = TransportProtocol(rawValue: 132)
-  public static let udplite = TransportProtocol(rawValue: 136)
+  @inlinable public static var icmp: TransportProtocol { TransportProtocol(rawValue: 1) }
+  @inlinable public static var tcp: TransportProtocol { TransportProtocol(rawValue: 6) }
+  @inlinable public static var udp: TransportProtocol { TransportProtocol(rawValue: 17) }
+  @inlinable public static var dccp: TransportProtocol { TransportProtocol(rawValue: 33) }
+  @inlinable public static var gre: TransportProtocol { TransportProtocol(rawValue: 47) }
+  @inlinable public static var icmpv6: TransportProtocol { TransportProtocol(rawValue: 58) }
+  @inlinable public static var sctp: TransportProtocol { TransportProtocol(rawValue: 132) }
+  @inlinable public static var udplite: TransportProtocol { TransportProtocol(rawValue: 136) }
 
   /// Lowercase name as conntrack and the report contract spell it (`tcp`, `udp`, `sctp`, …),
   /// or the number for protocols without one.

@@ -9,16 +9,16 @@ public struct IPv4Observation: Sendable, Equatable {
   /// Which of the optional facts are present.
   public struct Flags: OptionSet, Sendable, Equatable {
     public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
     /// The responder answered (conntrack: no `[UNREPLIED]`).
-    public static let replied = Flags(rawValue: 1 << 0)
-    public static let assured = Flags(rawValue: 1 << 1)
+    @inlinable public static var replied: Flags { Flags(rawValue: 1 << 0) }
+    @inlinable public static var assured: Flags { Flags(rawValue: 1 << 1) }
     /// `originalPackets` and `originalBytes` were given.
-    public static let originalCounters = Flags(rawValue: 1 << 2)
+    @inlinable public static var originalCounters: Flags { Flags(rawValue: 1 << 2) }
     /// `replyPackets` and `replyBytes` were given.
-    public static let replyCounters = Flags(rawValue: 1 << 3)
-    public static let mark = Flags(rawValue: 1 << 4)
-    public static let zone = Flags(rawValue: 1 << 5)
+    @inlinable public static var replyCounters: Flags { Flags(rawValue: 1 << 3) }
+    @inlinable public static var mark: Flags { Flags(rawValue: 1 << 4) }
+    @inlinable public static var zone: Flags { Flags(rawValue: 1 << 5) }
   }
 
   // `ConnectionObservation.original`.
@@ -45,9 +45,9 @@ public struct IPv4Observation: Sendable, Equatable {
   public var replyPackets: UInt64 = 0
   public var replyBytes: UInt64 = 0
 
-  public static let noState: UInt8 = 0xFF
+  @inlinable public static var noState: UInt8 { 0xFF }
 
-  public init() {}
+  @inlinable public init() {}
 
   @inlinable public var state: ConnectionState? {
     stateCode == IPv4Observation.noState ? nil : ConnectionState(rawValue: stateCode)
