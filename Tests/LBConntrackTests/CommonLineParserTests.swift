@@ -154,7 +154,9 @@ import Testing
       let line =
         "tcp      6 86024 ESTABLISHED src=10.0.\(n % 250).\(n % 7) dst=\(frontend)\(gap)sport=40000 dport=443 src=\(backend)\(gap)dst=10.0.\(n % 250).\(n % 7) sport=8443 dport=40000 [ASSURED] mark=0 use=1"
       var text = line
-      let remembered = text.withUTF8 { CommonLineParser.parse(UnsafeRawBufferPointer($0), number: 7, memo: memo) }
+      let remembered = text.withUTF8 {
+        CommonLineParser.parse(UnsafeRawBufferPointer($0), number: 7, memo: memo)
+      }
       #expect(remembered == fast(line), "\(line)")
       expectAgreement(line)
       if remembered != nil && fast(line) != nil { hits += 1 }
