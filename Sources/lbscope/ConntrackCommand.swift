@@ -77,6 +77,7 @@ struct ConntrackCommand: ParsableCommand {
       }
     }
     let result = analyzer.finish(inputs: summaries)
+    LeftForExit.keep(result)
     analyzer = ConnectionAnalyzer(options: report.analysisOptions)  // its tables are not needed now
     try Output.write(result, options: report)
   }

@@ -63,10 +63,12 @@ enum Output {
     case .json:
       let document = JSONReport.document(result, tool: tool, maxClients: options.jsonClients)
       text = (anonymizer?.apply(document) ?? document).renderedPieces()
+      LeftForExit.keep(document)
     case .markdown:
       let markdown = MarkdownReport(topClients: options.topClients).render(result, tool: tool)
       text = [Array((anonymizer?.apply(markdown: markdown) ?? markdown).utf8)]
     }
+    LeftForExit.keep(text)
     try deliver(text, inputs: result.inputs, findings: result.findings, options: options)
   }
 
@@ -119,6 +121,17 @@ enum Output {
     }
     if !damaged.isEmpty { throw ExitCode(Failure.damagedInput) }
   }
+}
+
+/// What a command has finished with at its end, freed by the process's exit instead of block by
+/// block: a large report is tens of thousands of small allocations (each client's backend list,
+/// the rendered pieces), and handing them back one at a time, with the allocator merging free
+/// blocks, took about 10 ms at the end of a 250 ms run on the 1,000,000-entry benchmark.
+/// Only for what lives until the command returns; the process exits right after.
+enum LeftForExit {
+  nonisolated(unsafe) private static var values: [Any] = []
+
+  static func keep(_ value: Any) { values.append(value) }
 }
 
 /// Writes a file through a temporary name in the same directory and renames it into place, so a
