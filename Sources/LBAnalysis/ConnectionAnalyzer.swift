@@ -149,6 +149,8 @@ public struct ConnectionAnalyzer: Sendable {
   var clientIndex = HashIndex<ClientRecord>(minimumCapacity: 1 << 14)
   /// The clients of connections from readers' IPv4 fast lane, counted by sorting.
   var ipv4Clients = IPv4ClientRun()
+  /// The original sources behind translated addresses from the IPv4 fast lane, likewise.
+  var ipv4Sources = IPv4SourceRun()
   /// Client–backend pairs past the two a `ClientRecord` holds.
   var pairIndex = HashIndex<PairRecord>(minimumCapacity: 1 << 10)
   /// The clients of analyzers merged into this one, kept as they were, not looked up: an address
@@ -232,8 +234,12 @@ public struct ConnectionAnalyzer: Sendable {
     connections += 1
     let sourceTranslated = connection.isSourceTranslated
     if sourceTranslated {
-      addTranslated(
-        .v4(IPv4Address(connection.translatedSource)), source: .v4(IPv4Address(connection.originalSource)))
+      let (index, inserted) = translatedIndex.insert(
+        AddressKey(address: .v4(IPv4Address(connection.translatedSource))))
+      if inserted { translatedTallies.append(TranslatedTally()) }
+      translatedTallies[Int(index)].connections += 1
+      ipv4Sources.pending.append(IPv4SourceRun.key(translated: index, source: connection.originalSource))
+      if ipv4Sources.pending.count >= IPv4ClientRun.pendingLimit { foldIPv4Sources() }
     }
     guard connection.isDestinationTranslated else {
       withoutDNAT += 1
@@ -271,6 +277,7 @@ public struct ConnectionAnalyzer: Sendable {
   /// runs in parallel with the other parts'.
   public mutating func finishPart() {
     foldIPv4Clients()
+    foldIPv4Sources()
   }
 
   /// Counts one DNATed connection to `backend` in its service's and its backend's tallies.
@@ -379,6 +386,7 @@ public struct ConnectionAnalyzer: Sendable {
     // Folding moves clients past the cap into the service tallies' dropped connections.
     var other = other
     other.foldIPv4Clients()
+    other.foldIPv4Sources()
     connections += other.connections
     withoutDNAT += other.withoutDNAT
     for key in other.filteredOut.keys { _ = filteredOut.insert(key) }
@@ -437,12 +445,19 @@ public struct ConnectionAnalyzer: Sendable {
     for key in other.sourceIndex.keys {
       addSource(key.address, to: translatedMap[Int(key.translated)])
     }
+    // Their folded IPv4 sources, in this analyzer's numbers, to be folded with these.
+    for key in other.ipv4Sources.keys {
+      ipv4Sources.pending.append(
+        IPv4SourceRun.key(
+          translated: translatedMap[Int(IPv4SourceRun.translated(key))], source: IPv4SourceRun.source(key)))
+    }
   }
 
   /// Finishes the analysis: distributions, stickiness, findings.
   public func finish(inputs: [InputSummary]) -> AnalysisResult {
     var folded = self
     folded.foldIPv4Clients()
+    folded.foldIPv4Sources()
     return folded.finishFolded(inputs: inputs)
   }
 
@@ -518,16 +533,24 @@ public struct ConnectionAnalyzer: Sendable {
       }
     }
 
+    // Each translated address's sources from both lanes; an address can be in both.
     var sourcesOf = [[IPAddress]](repeating: [], count: translatedIndex.count)
     for key in sourceIndex.keys { sourcesOf[Int(key.translated)].append(key.address) }
+    for key in ipv4Sources.keys {
+      sourcesOf[Int(IPv4SourceRun.translated(key))].append(.v4(IPv4Address(IPv4SourceRun.source(key))))
+    }
     var translatedResults: [TranslatedSourceResult] = []
     for (t, key) in translatedIndex.keys.enumerated() {
       let tally = translatedTallies[t]
+      var sources: [IPAddress] = []
+      for source in sourcesOf[t].sorted() where sources.last != source { sources.append(source) }
+      let full = tally.full || sources.count > options.maxSourcesPerTranslatedAddress
       translatedResults.append(
         TranslatedSourceResult(
-          address: key.address, originalSourceCount: tally.sources,
-          originalSourceCountIsLowerBound: tally.full, connections: tally.connections,
-          estimatedHosts: nil, exampleSources: Array(sourcesOf[t].sorted().prefix(5))))
+          address: key.address,
+          originalSourceCount: min(sources.count, options.maxSourcesPerTranslatedAddress),
+          originalSourceCountIsLowerBound: full, connections: tally.connections,
+          estimatedHosts: nil, exampleSources: Array(sources.prefix(5))))
     }
     translatedResults.sort { $0.address < $1.address }
 

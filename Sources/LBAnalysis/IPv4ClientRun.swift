@@ -33,7 +33,63 @@ struct IPv4ClientRun: Sendable {
   static func backend(_ key: UInt64) -> Int32 { Int32(bitPattern: UInt32(truncatingIfNeeded: key)) }
 }
 
+/// The original sources behind translated (SNAT) addresses from readers' IPv4 fast lane, kept
+/// as `IPv4ClientRun` keeps clients: one integer per connection, translated address number <<
+/// 32 | original source, sorted and made unique by a fold.
+struct IPv4SourceRun: Sendable {
+  /// Connections since the last fold.
+  var pending: [UInt64] = []
+  /// Folded: each (translated address, source) once, ascending.
+  var keys: [UInt64] = []
+
+  @inline(__always)
+  static func key(translated: Int32, source: UInt32) -> UInt64 {
+    UInt64(UInt32(bitPattern: translated)) << 32 | UInt64(source)
+  }
+
+  @inline(__always)
+  static func translated(_ key: UInt64) -> Int32 { Int32(bitPattern: UInt32(truncatingIfNeeded: key >> 32)) }
+
+  @inline(__always)
+  static func source(_ key: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: key) }
+}
+
 extension ConnectionAnalyzer {
+  /// Sorts the pending IPv4 sources into the folded run, each once, keeping at most
+  /// `maxSourcesPerTranslatedAddress` per translated address (the lowest; the address's count
+  /// is then a lower bound, `full`).
+  mutating func foldIPv4Sources() {
+    guard !ipv4Sources.pending.isEmpty else { return }
+    var pending = ipv4Sources.pending
+    ipv4Sources.pending = []
+    RadixSort.sort(&pending)
+    let old = ipv4Sources.keys
+    var keys: [UInt64] = []
+    keys.reserveCapacity(old.count + pending.count / 4)
+    let cap = options.maxSourcesPerTranslatedAddress
+    var translated: Int32 = -1
+    var kept = 0
+    var i = 0
+    var j = 0
+    while i < old.count || j < pending.count {
+      let key = j >= pending.count || (i < old.count && old[i] <= pending[j]) ? old[i] : pending[j]
+      while i < old.count && old[i] == key { i += 1 }
+      while j < pending.count && pending[j] == key { j += 1 }
+      let t = IPv4SourceRun.translated(key)
+      if t != translated {
+        translated = t
+        kept = 0
+      }
+      guard kept < cap else {
+        translatedTallies[Int(t)].full = true
+        continue
+      }
+      kept += 1
+      keys.append(key)
+    }
+    ipv4Sources.keys = keys
+  }
+
   /// Sorts the pending IPv4 connections into the folded run, keeping at most
   /// `maxClientsPerService` clients per service: the lowest addresses, which makes the choice
   /// independent of the order connections arrived in. A client past the cap, now or at a later

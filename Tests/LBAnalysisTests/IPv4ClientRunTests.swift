@@ -47,7 +47,8 @@ import Testing
     return c
   }
 
-  /// Connections of many clients over three services, seeded.
+  /// Connections of many clients over three services, seeded; a third of them masqueraded
+  /// behind one of three node addresses.
   func connections(_ count: Int) -> [IPv4Observation] {
     var generator = SplitMix64(seed: 7)
     return (0..<count).map { _ in
@@ -55,7 +56,9 @@ import Testing
       let service = UInt32.random(in: 0...2, using: &generator)
       // Most clients keep to one backend, some spread: stickiness verdicts of both kinds.
       let backend = client % 5 == 0 ? UInt32.random(in: 0...3, using: &generator) : client % 4
-      return connection(client: client, service: service, backend: backend)
+      var c = connection(client: client, service: service, backend: backend)
+      if client % 3 == 0 { c.translatedSource = 0xC0A8_0A00 | client % 7 % 3 }
+      return c
     }
   }
 
@@ -66,6 +69,7 @@ import Testing
     var single = ConnectionAnalyzer()
     for c in list { single.add(c.observation(input: 0)) }
     let expected = digest(single.finish(inputs: []))
+    #expect(expected.filter { $0.hasPrefix("translated") }.count == 3)
     for every in [1, 17, 1000, 6000] {
       var folded = ConnectionAnalyzer()
       for (i, c) in list.enumerated() {
@@ -125,6 +129,31 @@ import Testing
           == Set((1...10).map { IPAddress.v4(IPv4Address(0x0A00_0000 | $0)) }),
         "fold every \(every)")
       #expect(service.clients.allSatisfy { $0.connections == 3 && $0.backends.count == 3 })
+    }
+  }
+
+  /// Past `maxSourcesPerTranslatedAddress`, the IPv4 lane keeps the lowest sources and says the
+  /// count is a lower bound; at or below it, the count is exact, however often it folded.
+  @Test func theSourceCapKeepsTheLowestSources() throws {
+    var options = AnalysisOptions()
+    options.maxSourcesPerTranslatedAddress = 10
+    for (sources, every) in [(30, 7), (30, 1000), (10, 3)] {
+      var analyzer = ConnectionAnalyzer(options: options)
+      var n = 0
+      for client in stride(from: UInt32(sources), through: 1, by: -1) {
+        for _ in 0..<2 {
+          var c = connection(client: client, service: 0, backend: client % 2)
+          c.translatedSource = 0xC0A8_0A0B  // 192.168.10.11
+          analyzer.add(c)
+          n += 1
+          if n % every == 0 { analyzer.foldIPv4Sources() }
+        }
+      }
+      let translated = try #require(analyzer.finish(inputs: []).translatedSources.first)
+      #expect(translated.connections == 2 * sources)
+      #expect(translated.originalSourceCount == 10, "\(sources) sources, fold every \(every)")
+      #expect(translated.originalSourceCountIsLowerBound == (sources > 10), "\(sources) sources")
+      #expect(translated.exampleSources == (1...5).map { IPAddress.v4(IPv4Address(0x0A00_0000 | $0)) })
     }
   }
 }
