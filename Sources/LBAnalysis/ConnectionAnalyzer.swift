@@ -285,18 +285,24 @@ public struct ConnectionAnalyzer: Sendable {
   mutating func tally(
     backend: Int32, failed: Bool, sourceTranslated: Bool, counted: Bool, packets: UInt64, bytes: UInt64
   ) {
-    let serviceNumber = Int(backendTallies[Int(backend)].service)
-    serviceTallies[serviceNumber].connections += 1
-    if failed { serviceTallies[serviceNumber].failed += 1 }
-    if sourceTranslated { serviceTallies[serviceNumber].sourceTranslated += 1 }
-
-    backendTallies[Int(backend)].connections += 1
-    if failed { backendTallies[Int(backend)].failed += 1 }
-    if counted {
-      backendTallies[Int(backend)].hasCounters = true
-      backendTallies[Int(backend)].packets &+= packets
-      backendTallies[Int(backend)].bytes &+= bytes
+    // Each tally changed through one access (one uniqueness check of its array, not one per
+    // field).
+    func update(_ tally: inout BackendTally) -> Int {
+      tally.connections += 1
+      if failed { tally.failed += 1 }
+      if counted {
+        tally.hasCounters = true
+        tally.packets &+= packets
+        tally.bytes &+= bytes
+      }
+      return Int(tally.service)
     }
+    func update(_ tally: inout ServiceTally) {
+      tally.connections += 1
+      if failed { tally.failed += 1 }
+      if sourceTranslated { tally.sourceTranslated += 1 }
+    }
+    update(&serviceTallies[update(&backendTallies[Int(backend)])])
   }
 
   /// Counts one DNATed connection to `backend` from `client`.
