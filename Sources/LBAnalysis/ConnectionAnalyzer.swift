@@ -492,23 +492,19 @@ public struct ConnectionAnalyzer: Sendable {
       backendsOf[s].sort { routeIndex.keys[Int($0)].backend < routeIndex.keys[Int($1)].backend }
       for (i, id) in backendsOf[s].enumerated() { position[Int(id)] = Int32(i) }
     }
-    // The folded IPv4 runs (own and merged) by service, each run on its own processor.
-    var runs: [(run: IPv4ClientRun, backendMap: [Int32]?)] = []
-    if !ipv4Clients.keys.isEmpty { runs.append((ipv4Clients, nil)) }
-    for part in mergedParts where !part.ipv4.keys.isEmpty { runs.append((part.ipv4, part.backendMap)) }
-    let runSlots = UnsafeMutableBufferPointer<[[RunEntry]]>.allocate(capacity: runs.count)
-    runSlots.initialize(repeating: [])
-    defer {
-      runSlots.deinitialize()
-      runSlots.deallocate()
+    // The folded IPv4 lists of each service: own, and each merged part's under its own number
+    // for the service (`inverse`), with its backend map.
+    // (`positionOf`: their backend numbers to positions in this analyzer's service lists.)
+    var runSources: [(run: IPv4ClientRun, inverse: [Int32], positionOf: [Int32])] = []
+    if !ipv4Clients.byService.isEmpty {
+      runSources.append((ipv4Clients, Array(0..<Int32(ipv4Clients.byService.count)), position))
     }
-    nonisolated(unsafe) let sharedRuns = runSlots
-    let runList = runs
-    let positions = position
-    DispatchQueue.concurrentPerform(iterations: runList.count) { r in
-      sharedRuns[r] = entriesByService(runList[r].run, backendMap: runList[r].backendMap, position: positions)
+    for part in mergedParts where !part.ipv4.byService.isEmpty {
+      var inverse = [Int32](repeating: -1, count: serviceIndex.count)
+      for (theirs, ours) in part.serviceMap.enumerated() { inverse[Int(ours)] = Int32(theirs) }
+      runSources.append((part.ipv4, inverse, part.backendMap.map { position[Int($0)] }))
     }
-    let runsByService = Array(runSlots)
+    let runLists = runSources
 
     // Services are independent: judge them on all processors.
     let slots = UnsafeMutableBufferPointer<ServiceResult?>.allocate(capacity: serviceIndex.count)
@@ -520,8 +516,15 @@ public struct ConnectionAnalyzer: Sendable {
     nonisolated(unsafe) let shared = slots
     let readOnly = (backendsOf, clientsOf, mergedOf, ownPairs, partPairs, position)
     DispatchQueue.concurrentPerform(iterations: serviceIndex.count) { s in
+      var runs: RunLists = []
+      for source in runLists where s < source.inverse.count {
+        let theirs = Int(source.inverse[s])
+        if theirs >= 0 && theirs < source.run.byService.count && !source.run.byService[theirs].isEmpty {
+          runs.append((source.run.byService[theirs], source.positionOf))
+        }
+      }
       let clients = clientGroup(
-        own: readOnly.1[s], runs: runsByService.map { $0[s] }, merged: readOnly.2[s], ownPairs: readOnly.3,
+        own: readOnly.1[s], runs: runs, merged: readOnly.2[s], ownPairs: readOnly.3,
         partPairs: readOnly.4, position: readOnly.5)
       shared[s] = serviceResult(
         key: serviceIndex.keys[s], tally: serviceTallies[s], backends: readOnly.0[s], clients: clients)
@@ -631,12 +634,12 @@ public struct ConnectionAnalyzer: Sendable {
   /// and those merged in from other analyzers (`merged`, part << 32 | index into that part's
   /// clients).
   func clientGroup(
-    own: [Int32], runs: [[RunEntry]], merged: [Int64], ownPairs: PairsByClient, partPairs: [PairsByClient],
+    own: [Int32], runs: RunLists, merged: [Int64], ownPairs: PairsByClient, partPairs: [PairsByClient],
     position: [Int32]
   ) -> ClientGroup {
     var group = ClientGroup()
-    let fromRuns = Self.mergeByClient(runs)
-    let capacity = own.count + merged.count + fromRuns.count
+    let runEntries = runs.reduce(0) { $0 + $1.entries.count }
+    let capacity = own.count + merged.count + runEntries
     group.addresses.reserveCapacity(capacity)
     group.connections.reserveCapacity(capacity)
     // (client, backend position, connections), in any order; sorted into `counts` below.
@@ -672,21 +675,35 @@ public struct ConnectionAnalyzer: Sendable {
     // Addresses can repeat between the tables and the runs only when both have clients here;
     // the runs alone are joined by their order.
     let limit = max(options.maxClientsPerService, own.count)
-    let joining = (!own.isEmpty && !fromRuns.isEmpty) || !merged.isEmpty
+    let joining = (!own.isEmpty && runEntries > 0) || !merged.isEmpty
     var local = HashIndex<AddressKey>(minimumCapacity: joining ? capacity : 1)
     if joining {
       for address in group.addresses { _ = local.insert(AddressKey(address: address)) }
     }
-    var k = 0
-    while k < fromRuns.count {
-      let client = fromRuns[k].client
-      var end = k
-      var total: Int32 = 0
-      while end < fromRuns.count && fromRuns[end].client == client {
-        total += fromRuns[end].count
-        end += 1
+    // The runs merged by client: each step takes the lowest client at the lists' heads, with
+    // its entries from every list (backends mapped to positions).
+    var heads = [Int](repeating: 0, count: runs.count)
+    var entries: [(index: Int32, count: Int32)] = []
+    while true {
+      // (Past the last client: UInt64, above any address.)
+      var lowest = UInt64.max
+      for r in runs.indices where heads[r] < runs[r].entries.count {
+        lowest = min(lowest, UInt64(runs[r].entries[heads[r]].client))
       }
-      defer { k = end }
+      guard lowest != UInt64.max else { break }
+      let client = UInt32(lowest)
+      entries.removeAll(keepingCapacity: true)
+      var total: Int32 = 0
+      for r in runs.indices {
+        var h = heads[r]
+        while h < runs[r].entries.count && runs[r].entries[h].client == client {
+          let entry = runs[r].entries[h]
+          entries.append((runs[r].positionOf[Int(entry.backend)], entry.count))
+          total += entry.count
+          h += 1
+        }
+        heads[r] = h
+      }
       let address = IPAddress.v4(IPv4Address(client))
       var i = Int32(group.addresses.count)
       if joining, case .found(let index) = local.probe(AddressKey(address: address)) {
@@ -701,7 +718,7 @@ public struct ConnectionAnalyzer: Sendable {
         group.addresses.append(address)
         group.connections.append(total)
       }
-      for entry in fromRuns[k..<end] { raw.append((i, entry.position, entry.count)) }
+      for entry in entries { raw.append((i, entry.index, entry.count)) }
     }
     if !merged.isEmpty {
       // Part by part (`merged` lists them in part order), each part's tables taken once: a

@@ -1,25 +1,30 @@
-/// The IPv4 clients of DNATed connections from readers' fast lane (`IPv4Observation`), counted
-/// by sorting instead of hashing.
+/// The IPv4 clients of DNATed connections from readers' IPv4 fast lane (`IPv4Observation`),
+/// counted by sorting instead of hashing.
 ///
 /// Each connection appends one integer, client << 32 | backend, to `pending`; a fold sorts them
-/// (radix sort: a few sequential passes) and adds them to `keys`/`counts`, each (client,
-/// backend) once in ascending order. A hash table of a large conntrack table's clients costs a
-/// cache miss or two per connection wherever it lives; here every pass is sequential, and
-/// because runs are sorted by client, the parts several threads read are joined by merging,
-/// not by looking every client up again. Memory stays bounded by the distinct (client, backend)
-/// pairs plus `pendingLimit` connections, as a hash table's would by its clients.
+/// (radix sort: a few sequential passes) and adds them to `byService`: per service, each (client,
+/// backend) once with its connections, ascending. A hash table of a large conntrack table's
+/// clients costs a cache miss or two per connection wherever it lives; here every pass is
+/// sequential, and because each service's list is sorted by client, the parts several threads
+/// read are joined by merging, not by looking every client up again. Memory stays bounded by
+/// the distinct (client, backend) pairs plus `pendingLimit` connections, as a hash table's would
+/// by its clients.
 struct IPv4ClientRun: Sendable {
+  /// One (client, backend) pair of a service with its connections; `backend` in the numbers of
+  /// the analyzer that folded it.
+  struct Entry: Sendable {
+    var client: UInt32
+    var backend: Int32
+    var count: Int32
+  }
+
   /// Connections since the last fold: client address << 32 | backend (route) number.
   var pending: [UInt64] = []
-  /// Folded: each (client, backend) key once, ascending.
-  var keys: [UInt64] = []
-  /// `counts[i]`: the connections of `keys[i]`.
-  var counts: [Int32] = []
+  /// Folded, by service number: each (client, backend) once, ascending by client, then backend.
+  var byService: [[Entry]] = []
 
   /// A fold starts when this many connections are pending (8 MiB of keys).
   static let pendingLimit = 1 << 20
-
-  var isEmpty: Bool { pending.isEmpty && keys.isEmpty }
 
   @inline(__always)
   static func key(client: UInt32, backend: Int32) -> UInt64 {
@@ -31,6 +36,89 @@ struct IPv4ClientRun: Sendable {
 
   @inline(__always)
   static func backend(_ key: UInt64) -> Int32 { Int32(bitPattern: UInt32(truncatingIfNeeded: key)) }
+
+  /// `old` and `new` (each ascending, each pair once) as one list, counts of the same pair added,
+  /// keeping the first `cap` clients; also the connections of the clients left out.
+  static func merge(_ old: [Entry], _ new: [Entry], cap: Int) -> (entries: [Entry], dropped: Int) {
+    var entries: [Entry] = []
+    entries.reserveCapacity(max(old.count, new.count))
+    var dropped = 0
+    var clients = 0
+    var last: UInt32? = nil
+    var i = 0
+    var j = 0
+    while i < old.count || j < new.count {
+      var entry: Entry
+      if j >= new.count
+        || (i < old.count && (old[i].client, old[i].backend) < (new[j].client, new[j].backend))
+      {
+        entry = old[i]
+        i += 1
+      } else if i >= old.count || (new[j].client, new[j].backend) < (old[i].client, old[i].backend) {
+        entry = new[j]
+        j += 1
+      } else {
+        entry = old[i]
+        entry.count += new[j].count
+        i += 1
+        j += 1
+      }
+      if entry.client != last {
+        last = entry.client
+        clients += 1
+      }
+      if clients > cap {
+        dropped += Int(entry.count)
+      } else {
+        entries.append(entry)
+      }
+    }
+    return (entries, dropped)
+  }
+}
+
+extension ConnectionAnalyzer {
+  /// Sorts the pending IPv4 connections into the folded lists, keeping at most
+  /// `maxClientsPerService` clients per service: the lowest addresses, which makes the choice
+  /// independent of the order connections arrived in. A client past the cap, now or at a later
+  /// fold when lower addresses have come, has all its connections counted as dropped; so every
+  /// connection is either a kept client's or dropped, and a kept client's counts are complete.
+  mutating func foldIPv4Clients() {
+    guard !ipv4Clients.pending.isEmpty else { return }
+    var pending = ipv4Clients.pending
+    ipv4Clients.pending = []
+    RadixSort.sort(&pending)
+    // The sorted connections, each pair once with its count, into their services' lists (each
+    // ascending, as the whole is).
+    var fresh = [[IPv4ClientRun.Entry]](repeating: [], count: serviceTallies.count)
+    var j = 0
+    while j < pending.count {
+      let key = pending[j]
+      var count: Int32 = 0
+      while j < pending.count && pending[j] == key {
+        count += 1
+        j += 1
+      }
+      let backend = IPv4ClientRun.backend(key)
+      fresh[Int(backendTallies[Int(backend)].service)].append(
+        IPv4ClientRun.Entry(client: IPv4ClientRun.client(key), backend: backend, count: count))
+    }
+    let cap = options.maxClientsPerService
+    while ipv4Clients.byService.count < serviceTallies.count { ipv4Clients.byService.append([]) }
+    for s in fresh.indices where !fresh[s].isEmpty {
+      if ipv4Clients.byService[s].isEmpty && fresh[s].count <= cap {
+        ipv4Clients.byService[s] = fresh[s]  // no more pairs than the cap: no more clients either
+      } else {
+        let (entries, dropped) = IPv4ClientRun.merge(ipv4Clients.byService[s], fresh[s], cap: cap)
+        ipv4Clients.byService[s] = entries
+        serviceTallies[s].droppedClientConnections += dropped
+      }
+    }
+  }
+
+  /// A service's folded lists from several analyzers, each with the positions of its backend
+  /// numbers in the service's list of backends.
+  typealias RunLists = [(entries: [IPv4ClientRun.Entry], positionOf: [Int32])]
 }
 
 /// The original sources behind translated (SNAT) addresses from readers' IPv4 fast lane, kept
@@ -88,125 +176,6 @@ extension ConnectionAnalyzer {
       keys.append(key)
     }
     ipv4Sources.keys = keys
-  }
-
-  /// Sorts the pending IPv4 connections into the folded run, keeping at most
-  /// `maxClientsPerService` clients per service: the lowest addresses, which makes the choice
-  /// independent of the order connections arrived in. A client past the cap, now or at a later
-  /// fold when lower addresses have come, has all its connections counted as dropped; so every
-  /// connection is either a kept client's or dropped, and a kept client's counts are complete.
-  mutating func foldIPv4Clients() {
-    guard !ipv4Clients.pending.isEmpty else { return }
-    var pending = ipv4Clients.pending
-    ipv4Clients.pending = []
-    RadixSort.sort(&pending)
-    let old = ipv4Clients.keys
-    let oldCounts = ipv4Clients.counts
-    var keys: [UInt64] = []
-    var counts: [Int32] = []
-    keys.reserveCapacity(old.count + pending.count / 2)
-    counts.reserveCapacity(old.count + pending.count / 2)
-
-    let cap = options.maxClientsPerService
-    var clientsOf = [Int](repeating: 0, count: serviceTallies.count)
-    // The services of the current client, and whether it is kept in each.
-    var client: UInt32? = nil
-    var servicesOfClient: [(service: Int32, kept: Bool)] = []
-    var i = 0
-    var j = 0
-    while i < old.count || j < pending.count {
-      let key: UInt64
-      var count: Int32 = 0
-      if j >= pending.count || (i < old.count && old[i] <= pending[j]) {
-        key = old[i]
-      } else {
-        key = pending[j]
-      }
-      if i < old.count && old[i] == key {
-        count += oldCounts[i]
-        i += 1
-      }
-      while j < pending.count && pending[j] == key {
-        count += 1
-        j += 1
-      }
-      let address = IPv4ClientRun.client(key)
-      if address != client {
-        client = address
-        servicesOfClient.removeAll(keepingCapacity: true)
-      }
-      let service = backendTallies[Int(IPv4ClientRun.backend(key))].service
-      let kept: Bool
-      if let known = servicesOfClient.first(where: { $0.service == service }) {
-        kept = known.kept
-      } else {
-        kept = clientsOf[Int(service)] < cap
-        if kept { clientsOf[Int(service)] += 1 }
-        servicesOfClient.append((service, kept))
-      }
-      if kept {
-        keys.append(key)
-        counts.append(count)
-      } else {
-        serviceTallies[Int(service)].droppedClientConnections += Int(count)
-      }
-    }
-    ipv4Clients.keys = keys
-    ipv4Clients.counts = counts
-  }
-
-  /// One client–backend count of a folded run, in a service's numbers.
-  struct RunEntry: Sendable {
-    var client: UInt32
-    /// The backend's position in its service's list.
-    var position: Int32
-    var count: Int32
-  }
-
-  /// A folded run's entries by service (`backendMap`: its backend numbers to this analyzer's,
-  /// `nil` for its own), each service's in ascending client order.
-  func entriesByService(_ run: IPv4ClientRun, backendMap: [Int32]?, position: [Int32]) -> [[RunEntry]] {
-    var byService = [[RunEntry]](repeating: [], count: serviceIndex.count)
-    for (key, count) in zip(run.keys, run.counts) {
-      let theirs = IPv4ClientRun.backend(key)
-      let backend = backendMap.map { $0[Int(theirs)] } ?? theirs
-      byService[Int(backendTallies[Int(backend)].service)].append(
-        RunEntry(client: IPv4ClientRun.client(key), position: position[Int(backend)], count: count))
-    }
-    return byService
-  }
-
-  /// Several lists in ascending client order merged into one.
-  static func mergeByClient(_ lists: [[RunEntry]]) -> [RunEntry] {
-    var lists = lists.filter { !$0.isEmpty }
-    while lists.count > 1 {
-      var next: [[RunEntry]] = []
-      var k = 0
-      while k + 1 < lists.count {
-        let a = lists[k]
-        let b = lists[k + 1]
-        var merged: [RunEntry] = []
-        merged.reserveCapacity(a.count + b.count)
-        var i = 0
-        var j = 0
-        while i < a.count && j < b.count {
-          if a[i].client <= b[j].client {
-            merged.append(a[i])
-            i += 1
-          } else {
-            merged.append(b[j])
-            j += 1
-          }
-        }
-        merged.append(contentsOf: a[i...])
-        merged.append(contentsOf: b[j...])
-        next.append(merged)
-        k += 2
-      }
-      if k < lists.count { next.append(lists[k]) }
-      lists = next
-    }
-    return lists.first ?? []
   }
 }
 

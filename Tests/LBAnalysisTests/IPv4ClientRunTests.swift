@@ -156,4 +156,35 @@ import Testing
       #expect(translated.exampleSources == (1...5).map { IPAddress.v4(IPv4Address(0x0A00_0000 | $0)) })
     }
   }
+
+  /// Parts merged at the client cap keep the lowest addresses of all parts, each with the
+  /// connections of every part, and count the rest as dropped.
+  @Test func mergedPartsKeepTheLowestClientsAtTheCap() throws {
+    var options = AnalysisOptions()
+    options.maxClientsPerService = 5
+    options.clientsKept = 0
+    var first = ConnectionAnalyzer(options: options)
+    var second = ConnectionAnalyzer(options: options)
+    var third = ConnectionAnalyzer(options: options)
+    // Clients 6-9 in the first part, 1-7 in the second (two backends each), 4-5 in the third.
+    for c in UInt32(6)...9 { first.add(connection(client: c, service: 0, backend: c % 3)) }
+    for c in UInt32(1)...7 {
+      second.add(connection(client: c, service: 0, backend: c % 3))
+      second.add(connection(client: c, service: 0, backend: (c + 1) % 3))
+    }
+    for c in UInt32(4)...5 { third.add(connection(client: c, service: 0, backend: c % 3)) }
+    for part in [second, third] {
+      var part = part
+      part.finishPart()
+      first.merge(part)
+    }
+    let service = try #require(first.finish(inputs: []).services.first)
+    #expect(service.connections == 4 + 14 + 2)
+    #expect(service.clientTotals.clients == 5)
+    #expect(service.clientTotals.connections + service.droppedClientConnections == service.connections)
+    #expect(
+      Set(service.clients.map(\.address)) == Set((1...5).map { IPAddress.v4(IPv4Address(0x0A00_0000 | $0)) }))
+    let four = try #require(service.clients.first { $0.address == .v4(IPv4Address(10, 0, 0, 4)) })
+    #expect(four.connections == 3)
+  }
 }
