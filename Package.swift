@@ -90,6 +90,20 @@ let package = Package(
         "LBBundle", "LBCollect", "LBAnonymize", "LBCapture", "LBYAML", "CTuning",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "SystemPackage", package: "swift-system"),
+      ],
+      // Release builds link the Swift runtime and Foundation in: one binary to copy to a node,
+      // with only Debian's C libraries beside it (README), that also starts in half the time
+      // (`lbscope --version`: 7 ms instead of 13 ms; most of that is resolving the shared
+      // libraries' symbols, paid by every run). `-static-stdlib` alone leaves out the static
+      // Foundation's own C libraries, which the modules built against the shared one do not
+      // name. Debug builds (and the test bundle, which links this target) stay dynamic.
+      linkerSettings: [
+        .unsafeFlags(
+          [
+            "-static-stdlib", "-Xlinker", "-lCoreFoundation", "-Xlinker", "-l_FoundationICU", "-Xlinker",
+            "-l_FoundationCShims", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-lstdc++",
+          ],
+          .when(platforms: [.linux], configuration: .release))
       ]
     ),
 
