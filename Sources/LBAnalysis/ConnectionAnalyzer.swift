@@ -812,7 +812,6 @@ public struct ConnectionAnalyzer: Sendable {
     group.start.reserveCapacity(runEntries + 1)
     group.counts.reserveCapacity(runEntries)
     var heads = [Int](repeating: 0, count: runs.count)
-    var entries: [(index: Int32, count: Int32)] = []
     while true {
       // The lowest client at the lists' heads (past the last: UInt64, above any address).
       var lowest = UInt64.max
@@ -821,35 +820,39 @@ public struct ConnectionAnalyzer: Sendable {
       }
       guard lowest != UInt64.max else { break }
       let client = UInt32(lowest)
-      entries.removeAll(keepingCapacity: true)
+      // The client's entries from every list, by position, appended to the group's.
+      let first = group.counts.count
       var total: Int32 = 0
       for r in runs.indices {
         var h = heads[r]
         while h < runs[r].entries.count && runs[r].entries[h].client == client {
           let entry = runs[r].entries[h]
-          entries.append((runs[r].positionOf[Int(entry.backend)], entry.count))
+          group.counts.append((runs[r].positionOf[Int(entry.backend)], entry.count))
           total += entry.count
           h += 1
         }
         heads[r] = h
       }
       guard group.addresses.count < options.maxClientsPerService else {
+        group.counts.removeSubrange(first...)
         group.dropped += Int(total)
         continue
       }
       group.addresses.append(.v4(IPv4Address(client)))
       group.connections.append(total)
-      // By position, the same backend from several lists added together.
-      if entries.count > 1 { entries.sort { $0.index < $1.index } }
-      var j = 0
-      while j < entries.count {
-        var entry = entries[j]
-        j += 1
-        while j < entries.count && entries[j].index == entry.index {
-          entry.count += entries[j].count
-          j += 1
+      // In position order, the same backend from several lists added together.
+      if group.counts.count - first > 1 {
+        group.counts[first...].sort { $0.index < $1.index }
+        var write = first
+        for j in first..<group.counts.count {
+          if j > first && group.counts[j].index == group.counts[write - 1].index {
+            group.counts[write - 1].count += group.counts[j].count
+          } else {
+            group.counts[write] = group.counts[j]
+            write += 1
+          }
         }
-        group.counts.append(entry)
+        group.counts.removeSubrange(write...)
       }
       group.start.append(Int32(group.counts.count))
     }
