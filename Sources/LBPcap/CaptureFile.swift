@@ -79,8 +79,9 @@ public final class CaptureFileReader {
   /// nothing, where changing a struct held by a class is checked for exclusive access each time.
   var recorded: InputSummary
   @exclusivity(unchecked) var recordCount = 0
-  /// Bytes consumed so far and the file's size (0 when unknown), for progress.
-  public private(set) var bytesConsumed = 0
+  /// Bytes consumed so far and the file's size (0 when unknown), for progress. Written per
+  /// packet by the one reading thread, so unchecked like the cursor.
+  @exclusivity(unchecked) public private(set) var bytesConsumed = 0
   public let fileSize: Int
 
   enum Format { case pcap, pcapng }

@@ -110,8 +110,8 @@ public final class TraceReader {
             totals.icmpErrors += 1
             table.noteICMPError(decoder.packet)
           } else if !decoder.packet.fragment || decoder.packet.firstFragment {
-            table.add(
-              decoder.packet, time: frame.timestamp, input: Int32(pick), number: frame.number, finish: finish)
+            table.add(decoder.packet, time: frame.timestamp, input: Int32(pick), number: frame.number)
+            if !table.finished.isEmpty { table.takeFinished(finish) }
           } else {
             totals.fragments += 1
           }
