@@ -155,7 +155,13 @@ public struct NATJoiner {
       at = nextLeg[Int(at)]
     }
     // By start; the sort is stable, so legs that start together keep the order they finished in.
-    if order.count > 1 {
+    // A pair (the usual group) needs one compare, not a sort.
+    if order.count == 2 {
+      let (a, b) = (Int(order[0]), Int(order[1]))
+      if (legs[b].firstSeen, legs[b].firstPacket) < (legs[a].firstSeen, legs[a].firstPacket) {
+        order.swapAt(0, 1)
+      }
+    } else if order.count > 2 {
       let legs = self.legs
       order.sort {
         (legs[Int($0)].firstSeen, legs[Int($0)].firstPacket) < (
