@@ -13,8 +13,8 @@ import LBCore
 ///
 /// Memory: a pair of legs is resolved as soon as its second leg finishes; a leg without a
 /// partner waits in `pending` for `hold` of capture time, so the set is bounded by the one-leg
-/// flows finishing in that time. Waiting legs live in one array whose positions are reused, so
-/// it holds as many records as were ever waiting at once.
+/// flows finishing in that time. Waiting legs live in a `LegStore` whose positions are reused,
+/// so it holds as many records as were ever waiting at once.
 public struct NATJoiner {
   /// Legs of one connection start within this many nanoseconds of each other.
   public var window: Int64 = 2_000_000_000
@@ -42,7 +42,7 @@ public struct NATJoiner {
   /// Waiting legs, by position: a finished flow is copied in once and read in place from then on
   /// (a `FlowRecord` is a few hundred bytes; moving whole records between per-group arrays,
   /// sorts and clusters was most of the join's cost). Positions of resolved legs are reused.
-  var legs: [FlowRecord] = []
+  var legs = LegStore()
   /// The next leg of the same group, by position (-1: the group's last).
   var nextLeg: [Int32] = []
   var freeLegs: [Int32] = []
@@ -97,7 +97,7 @@ public struct NATJoiner {
     }
     legs.append(flow)
     nextLeg.append(-1)
-    return Int32(legs.count - 1)
+    return Int32(nextLeg.count - 1)
   }
 
   /// Resolves the tenth of `pending` that waited longest (at least one group).
@@ -132,10 +132,10 @@ public struct NATJoiner {
       var packet = Int.max
       var at = group.first
       while at >= 0 {
-        let leg = legs[Int(at)]
-        if (leg.firstSeen, leg.firstPacket) < (start, packet) {
-          start = leg.firstSeen
-          packet = leg.firstPacket
+        let (seen, number) = (legs[Int(at)].firstSeen, legs[Int(at)].firstPacket)
+        if (seen, number) < (start, packet) {
+          start = seen
+          packet = number
         }
         at = nextLeg[Int(at)]
       }
@@ -223,5 +223,28 @@ public struct NATJoiner {
       }
     }
     return observation
+  }
+}
+
+/// Flow records by position, in blocks of 4096 that never move: one growing array would, at
+/// each doubling, briefly hold its old and its new storage, which put the peak memory of a flow
+/// flood (every leg waiting for a partner) over its bound (`scripts/bench-flood`).
+struct LegStore {
+  static let blockShift = 12
+  static let blockMask = 1 << blockShift - 1
+  var blocks: [[FlowRecord]] = []
+
+  subscript(position: Int) -> FlowRecord {
+    get { blocks[position >> Self.blockShift][position & Self.blockMask] }
+    set { blocks[position >> Self.blockShift][position & Self.blockMask] = newValue }
+  }
+
+  /// Adds a record at the next position.
+  mutating func append(_ record: FlowRecord) {
+    if blocks.last.map({ $0.count == 1 << Self.blockShift }) ?? true {
+      blocks.append([])
+      blocks[blocks.count - 1].reserveCapacity(1 << Self.blockShift)
+    }
+    blocks[blocks.count - 1].append(record)
   }
 }
