@@ -185,7 +185,7 @@ public final class CaptureFileReader {
   /// `maxRecordLength` plus a header) as needed. False at end of file.
   ///
   /// Inlined: twice per packet the bytes are already there, and a call for that one compare was
-  /// a twentieth of the reading thread's instructions.
+  /// about 3% of the decoding thread's instructions.
   @inline(__always)
   func ensure(_ count: Int) throws(PcapError) -> Bool {
     if end - start >= count { return true }

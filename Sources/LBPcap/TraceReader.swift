@@ -104,7 +104,7 @@ public final class TraceReader {
       let reader = readers[pick]
       // The picked file's packets while they stay the earliest (ties go to the lower file
       // number): with one file, all of them without going back through `heads`, whose copies,
-      // uniqueness checks and reader retains were a tenth of the per-packet work.
+      // uniqueness checks and reader retains were about 6% of the instructions per packet.
       while true {
         totals.packets += 1
         if frame.timestamp > now { now = frame.timestamp }
