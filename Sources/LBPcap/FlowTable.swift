@@ -8,7 +8,7 @@ import LBCore
 /// would exceed it, the oldest-idle tenth of the flows is finished early (`evictedByLimit`
 /// counts them, and the report says so). Flows also finish when they close (FIN both ways or
 /// RST) and stay quiet for `closedGrace` (1 s: a closing's last ACK and its copies follow within an RTT), or stay quiet for `idleTimeout`; finished flows go to
-/// `finish`.
+/// `finish` (`sweep`, `finishAll`) or wait in `finished` (`add`).
 ///
 /// Its stored counters and tables are `@exclusivity(unchecked)`: the table is owned by one
 /// decoding thread and its methods never hold an access to one of them across a call that
@@ -41,6 +41,12 @@ public final class FlowTable {
   /// Slot → record index + 1 (0 = empty).
   @exclusivity(unchecked) var slots: UnsafeMutablePointer<Int32>
   @exclusivity(unchecked) var slotMask: Int
+  /// Flows that `add` finished (a new connection on a finished one's ports, or room made at
+  /// `maxFlows`), in the order they finished, for the caller to take with `takeFinished` after
+  /// each `add`. A list rather than a callback: a closure handed to the per-packet call cost a
+  /// retain and a release of everything it captures on every packet, though flows finish there
+  /// rarely.
+  @exclusivity(unchecked) public private(set) var finished: [FlowRecord] = []
 
   public init(maxFlows: Int = 1_000_000, maxHostAddresses: Int = HostEvidenceTable.defaultMaxAddresses) {
     self.maxFlows = max(16, maxFlows)
@@ -139,11 +145,10 @@ public final class FlowTable {
 
   // MARK: - Packets
 
-  /// Accounts one decoded IP packet with transport ports to its flow.
+  /// Accounts one decoded IP packet with transport ports to its flow. Flows this finishes are
+  /// left in `finished`.
   @inline(__always)
-  public func add(
-    _ p: DecodedPacket, time: Int64, input: Int32, number: Int, finish: (FlowRecord) -> Void
-  ) {
+  public func add(_ p: DecodedPacket, time: Int64, input: Int32, number: Int) {
     let (key, sourceIsA) = FlowKey.make(
       v6: p.v6, proto: p.proto, source: p.source, sourcePort: p.sourcePort,
       destination: p.destination, destinationPort: p.destinationPort)
@@ -162,14 +167,14 @@ public final class FlowTable {
         && (r.pointee.closed || (r.pointee.sawSYN && fromOriginator && r.pointee.isn != p.seq)
           || (!fromOriginator && !r.pointee.sawSYN))
       {
-        finish(remove(at: index))
+        finished.append(remove(at: index))
         (s, _) = slot(for: key)
         found = false
       }
     }
     if !found {
       if count >= maxFlows {
-        evictOldest(finish: finish)
+        evictOldest()
         (s, _) = slot(for: key)
       }
       // The originator: the SYN's sender; the SYN-ACK's receiver; otherwise the sender of the
@@ -448,8 +453,15 @@ public final class FlowTable {
     slots.update(repeating: 0, count: slotMask + 1)
   }
 
-  /// Makes room: finishes the tenth of the flows that have been idle longest.
-  func evictOldest(finish: (FlowRecord) -> Void) {
+  /// Hands the flows in `finished` to `finish`, in the order they finished, and empties it.
+  public func takeFinished(_ finish: (FlowRecord) -> Void) {
+    for flow in finished { finish(flow) }
+    // Room made at `maxFlows` finishes a tenth of the table at once; that much is not kept.
+    finished.removeAll(keepingCapacity: finished.count <= 64)
+  }
+
+  /// Makes room: finishes (into `finished`) the tenth of the flows that have been idle longest.
+  func evictOldest() {
     var times: [Int64] = []
     times.reserveCapacity(count)
     for i in 0..<count { times.append(records[i].lastSeen) }
@@ -459,7 +471,7 @@ public final class FlowTable {
     while i < count {
       if records[i].lastSeen <= threshold {
         evictedByLimit += 1
-        finish(remove(at: i))
+        finished.append(remove(at: i))
       } else {
         i += 1
       }

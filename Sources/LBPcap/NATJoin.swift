@@ -13,7 +13,8 @@ import LBCore
 ///
 /// Memory: a pair of legs is resolved as soon as its second leg finishes; a leg without a
 /// partner waits in `pending` for `hold` of capture time, so the set is bounded by the one-leg
-/// flows finishing in that time.
+/// flows finishing in that time. Waiting legs live in a `LegStore` whose positions are reused,
+/// so it holds as many records as were ever waiting at once.
 public struct NATJoiner {
   /// Legs of one connection start within this many nanoseconds of each other.
   public var window: Int64 = 2_000_000_000
@@ -28,13 +29,26 @@ public struct NATJoiner {
   /// Groups resolved early because `maxPending` was reached.
   public private(set) var resolvedByLimit = 0
 
+  /// A join key's legs waiting for partners: a chain through `legs` in the order they
+  /// finished.
   struct Group {
-    var legs: [FlowRecord]
+    var first: Int32
+    var last: Int32
     var lastAdded: Int64
     var paired = false
   }
 
   var pending: [UInt64: Group] = [:]
+  /// Waiting legs, by position: a finished flow is copied in once and read in place from then on
+  /// (a `FlowRecord` is a few hundred bytes; moving whole records between per-group arrays,
+  /// sorts and clusters was most of the join's cost). Positions of resolved legs are reused.
+  var legs = LegStore()
+  /// The next leg of the same group, by position (-1: the group's last).
+  var nextLeg: [Int32] = []
+  var freeLegs: [Int32] = []
+  /// Scratch for `resolve`: one group's legs, then one connection's.
+  var order: [Int32] = []
+  var cluster: [Int32] = []
   public private(set) var joinedConnections = 0
   public private(set) var oneLegConnections = 0
   /// Cookies of joined connections, by frontend and backend.
@@ -44,23 +58,46 @@ public struct NATJoiner {
 
   /// Takes a finished flow; emits observations for groups that are complete.
   public mutating func add(_ flow: FlowRecord, emit: (ConnectionObservation) -> Void) {
+    let leg = store(flow)
     guard flow.joinKey != 0 else {
-      resolve([flow], emit: emit)
+      resolve(first: leg, emit: emit)
       return
     }
-    if var group = pending.removeValue(forKey: flow.joinKey) {
+    if let i = pending.index(forKey: flow.joinKey) {
+      var group = pending.values[i]
       // A second leg with another tuple completes the usual pair (before and after DNAT); the
       // group then waits only `pairHold` for a third (after SNAT).
-      if group.legs.contains(where: { $0.tuple != flow.tuple && $0.key.proto == flow.key.proto }) {
-        group.paired = true
+      if !group.paired {
+        let tuple = flow.tuple
+        var at = group.first
+        while at >= 0 {
+          if legs[Int(at)].key.proto == flow.key.proto && legs[Int(at)].tuple != tuple {
+            group.paired = true
+            break
+          }
+          at = nextLeg[Int(at)]
+        }
       }
-      group.legs.append(flow)
+      nextLeg[Int(group.last)] = leg
+      group.last = leg
       group.lastAdded = max(group.lastAdded, flow.lastSeen)
-      pending[flow.joinKey] = group
+      pending.values[i] = group
     } else {
-      pending[flow.joinKey] = Group(legs: [flow], lastAdded: flow.lastSeen)
+      pending[flow.joinKey] = Group(first: leg, last: leg, lastAdded: flow.lastSeen)
       if pending.count > maxPending { resolveOldest(emit: emit) }
     }
+  }
+
+  /// Copies a flow into a free position of `legs`, as a group of its own.
+  mutating func store(_ flow: FlowRecord) -> Int32 {
+    if let free = freeLegs.popLast() {
+      legs[Int(free)] = flow
+      nextLeg[Int(free)] = -1
+      return free
+    }
+    legs.append(flow)
+    nextLeg.append(-1)
+    return Int32(nextLeg.count - 1)
   }
 
   /// Resolves the tenth of `pending` that waited longest (at least one group).
@@ -87,49 +124,73 @@ public struct NATJoiner {
   /// by the first leg's start.
   mutating func resolve(keys done: [UInt64], emit: (ConnectionObservation) -> Void) {
     guard !done.isEmpty else { return }
-    var groups: [(start: Int64, packet: Int, legs: [FlowRecord])] = []
+    var groups: [(start: Int64, packet: Int, first: Int32)] = []
     groups.reserveCapacity(done.count)
     for key in done {
       guard let group = pending.removeValue(forKey: key) else { continue }
       var start = Int64.max
       var packet = Int.max
-      for leg in group.legs where (leg.firstSeen, leg.firstPacket) < (start, packet) {
-        start = leg.firstSeen
-        packet = leg.firstPacket
+      var at = group.first
+      while at >= 0 {
+        let (seen, number) = (legs[Int(at)].firstSeen, legs[Int(at)].firstPacket)
+        if (seen, number) < (start, packet) {
+          start = seen
+          packet = number
+        }
+        at = nextLeg[Int(at)]
       }
-      groups.append((start, packet, group.legs))
+      groups.append((start, packet, group.first))
     }
     groups.sort { ($0.start, $0.packet) < ($1.start, $1.packet) }
-    for group in groups { resolve(group.legs, emit: emit) }
+    for group in groups { resolve(first: group.first, emit: emit) }
   }
 
-  /// Splits a group into connections (legs starting within `window` of the first) and emits one
-  /// observation per connection.
-  mutating func resolve(_ legs: [FlowRecord], emit: (ConnectionObservation) -> Void) {
-    // Legs by position: a FlowRecord is a few hundred bytes, not worth moving around.
-    let order = legs.indices.sorted {
-      (legs[$0].firstSeen, legs[$0].firstPacket) < (legs[$1].firstSeen, legs[$1].firstPacket)
+  /// Splits the group whose chain starts at `first` into connections (legs starting within
+  /// `window` of the first), emits one observation per connection and frees the legs.
+  mutating func resolve(first: Int32, emit: (ConnectionObservation) -> Void) {
+    order.removeAll(keepingCapacity: true)
+    var at = first
+    while at >= 0 {
+      order.append(at)
+      at = nextLeg[Int(at)]
     }
-    var cluster: [Int] = []
+    // By start; the sort is stable, so legs that start together keep the order they finished in.
+    // A pair (the usual group) needs one compare, not a sort.
+    if order.count == 2 {
+      let (a, b) = (Int(order[0]), Int(order[1]))
+      if (legs[b].firstSeen, legs[b].firstPacket) < (legs[a].firstSeen, legs[a].firstPacket) {
+        order.swapAt(0, 1)
+      }
+    } else if order.count > 2 {
+      let legs = self.legs
+      order.sort {
+        (legs[Int($0)].firstSeen, legs[Int($0)].firstPacket) < (
+          legs[Int($1)].firstSeen, legs[Int($1)].firstPacket
+        )
+      }
+    }
+    cluster.removeAll(keepingCapacity: true)
     for i in order {
       if let first = cluster.first,
-        legs[i].firstSeen &- legs[first].firstSeen > window || legs[i].key.proto != legs[first].key.proto
+        legs[Int(i)].firstSeen &- legs[Int(first)].firstSeen > window
+          || legs[Int(i)].key.proto != legs[Int(first)].key.proto
       {
-        emit(observation(legs, cluster))
+        emit(observation(cluster))
         cluster.removeAll(keepingCapacity: true)
       }
       cluster.append(i)
     }
-    if !cluster.isEmpty { emit(observation(legs, cluster)) }
+    if !cluster.isEmpty { emit(observation(cluster)) }
+    freeLegs.append(contentsOf: order)
   }
 
   /// The observation of one connection: `legs[cluster]`, the first being the original leg.
-  mutating func observation(_ legs: [FlowRecord], _ cluster: [Int]) -> ConnectionObservation {
-    let o = cluster[0]
+  mutating func observation(_ cluster: [Int32]) -> ConnectionObservation {
+    let o = Int(cluster[0])
     let originalTuple = legs[o].tuple
     var t = o
-    for i in cluster.dropFirst() where legs[i].tuple != originalTuple { t = i }
-    let translatedTuple = legs[t].tuple
+    for i in cluster.dropFirst() where legs[Int(i)].tuple != originalTuple { t = Int(i) }
+    let translatedTuple = t == o ? originalTuple : legs[t].tuple
     if cluster.count > 1 && translatedTuple != originalTuple {
       joinedConnections += 1
     } else {
@@ -141,15 +202,19 @@ public struct NATJoiner {
       originalCounters: Counters(packets: legs[t].packets.0, bytes: legs[t].bytes.0),
       replyCounters: Counters(packets: legs[t].packets.1, bytes: legs[t].bytes.1),
       location: SourceLocation(input: Int(legs[o].input), line: legs[o].firstPacket))
-    if cluster.contains(where: { legs[$0].icmpUnreachable }) { observation.replied = false }
+    var requests: UInt32 = 0
+    for i in cluster {
+      if legs[Int(i)].icmpUnreachable { observation.replied = false }
+      requests = max(requests, legs[Int(i)].httpRequests)
+    }
     observation.handshakeRTTNanos = legs[t].handshakeRTT ?? legs[o].handshakeRTT
-    let requests = cluster.map { legs[$0].httpRequests }.max() ?? 0
     if requests > 0 { observation.httpRequests = Int(requests) }
     // Cookie affinity needs both ends: the Service address asked for and the backend reached.
+    // Cookies fill a record's slots in order, so an empty first slot means none.
     if translatedTuple.destination != originalTuple.destination {
       var seen: [UInt64] = []
-      for i in cluster {
-        for pair in legs[i].cookiePairs where !seen.contains(pair.name) {
+      for i in cluster where legs[Int(i)].cookies.0 != 0 {
+        for pair in legs[Int(i)].cookiePairs where !seen.contains(pair.name) {
           seen.append(pair.name)
           cookies.add(
             frontend: originalTuple.destination, proto: originalTuple.proto,
@@ -158,5 +223,28 @@ public struct NATJoiner {
       }
     }
     return observation
+  }
+}
+
+/// Flow records by position, in blocks of 4096 that never move: one growing array would, at
+/// each doubling, briefly hold its old and its new storage, which put the peak memory of a flow
+/// flood (every leg waiting for a partner) over its bound (`scripts/bench-flood`).
+struct LegStore {
+  static let blockShift = 12
+  static let blockMask = 1 << blockShift - 1
+  var blocks: [[FlowRecord]] = []
+
+  subscript(position: Int) -> FlowRecord {
+    get { blocks[position >> Self.blockShift][position & Self.blockMask] }
+    set { blocks[position >> Self.blockShift][position & Self.blockMask] = newValue }
+  }
+
+  /// Adds a record at the next position.
+  mutating func append(_ record: FlowRecord) {
+    if blocks.last.map({ $0.count == 1 << Self.blockShift }) ?? true {
+      blocks.append([])
+      blocks[blocks.count - 1].reserveCapacity(1 << Self.blockShift)
+    }
+    blocks[blocks.count - 1].append(record)
   }
 }

@@ -42,6 +42,18 @@ extension PacketDecoder {
   /// Walks the TCP options: kinds 0 (end) and 1 (no-op) are one byte; others are
   /// (kind, length ≥ 2, value).
   mutating func tcpOptions(_ options: ByteView) {
+    // Linux puts no-op, no-op, timestamps on every segment after the handshake: that layout is
+    // taken in one compare (the walk below reads the same a byte at a time, which was a quarter
+    // of the decoder's instructions).
+    if options.count == 12, options.u32(0) == 0x0101_080A, let value = options.u32(4),
+      let echo = options.u32(8)
+    {
+      packet.tcpOptionKinds |= 0x08_0101
+      packet.hasTimestamp = true
+      packet.tsValue = value
+      packet.tsEcho = echo
+      return
+    }
     var at = 0
     var shift: UInt64 = 0
     while let kind = options.u8(at) {

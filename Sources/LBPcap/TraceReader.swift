@@ -85,64 +85,83 @@ public final class TraceReader {
     }
 
     while true {
-      // The earliest packet among the files (a handful: a linear scan beats a heap).
+      // The earliest packet among the files (a handful: a linear scan beats a heap), and the
+      // next one among the others, which the picked file's packets are read up to.
       var pick = -1
       var earliest = Int64.max
+      var other = (time: Int64.max, file: Int.max)
       for i in heads.indices {
-        if let head = heads[i], pick < 0 || head.timestamp < earliest {
+        guard let head = heads[i] else { continue }
+        if pick < 0 || head.timestamp < earliest {
+          if pick >= 0 { other = (earliest, pick) }
           pick = i
           earliest = head.timestamp
+        } else if (head.timestamp, i) < other {
+          other = (head.timestamp, i)
         }
       }
-      guard pick >= 0, let frame = heads[pick] else { break }
+      guard pick >= 0, var frame = heads[pick] else { break }
       let reader = readers[pick]
-      totals.packets += 1
-      if frame.timestamp > now { now = frame.timestamp }
+      // The picked file's packets while they stay the earliest (ties go to the lower file
+      // number): with one file, all of them without going back through `heads`, whose copies,
+      // uniqueness checks and reader retains were about 6% of the instructions per packet.
+      while true {
+        totals.packets += 1
+        if frame.timestamp > now { now = frame.timestamp }
 
-      if let filter, !(try filter.matches(frame)) {
-        totals.filteredOut += 1
-      } else {
-        switch decoder.decode(frame) {
-        case .ip:
-          totals.ipPackets += 1
-          if decoder.packet.tunnels > 0 { totals.tunnelled += 1 }
-          if decoder.packet.icmpError {
-            totals.icmpErrors += 1
-            table.noteICMPError(decoder.packet)
-          } else if !decoder.packet.fragment || decoder.packet.firstFragment {
-            table.add(
-              decoder.packet, time: frame.timestamp, input: Int32(pick), number: frame.number, finish: finish)
-          } else {
+        if let filter, !(try filter.matches(frame)) {
+          totals.filteredOut += 1
+        } else {
+          switch decoder.decode(frame) {
+          case .ip:
+            totals.ipPackets += 1
+            if decoder.packet.tunnels > 0 { totals.tunnelled += 1 }
+            if decoder.packet.icmpError {
+              totals.icmpErrors += 1
+              table.noteICMPError(decoder.packet)
+            } else if !decoder.packet.fragment || decoder.packet.firstFragment {
+              table.add(decoder.packet, time: frame.timestamp, input: Int32(pick), number: frame.number)
+              if !table.finished.isEmpty { table.takeFinished(finish) }
+            } else {
+              totals.fragments += 1
+            }
+            if decoder.packet.firstFragment { totals.fragments += 1 }
+          case .notIP:
+            totals.nonIP += 1
+          case .fragment:
             totals.fragments += 1
+          case .issue(let kind, let reason):
+            reader.record(kind, packet: frame.number, reason)
           }
-          if decoder.packet.firstFragment { totals.fragments += 1 }
-        case .notIP:
-          totals.nonIP += 1
-        case .fragment:
-          totals.fragments += 1
-        case .issue(let kind, let reason):
-          reader.record(kind, packet: frame.number, reason)
         }
-      }
 
-      // Progress every 256k packets; a sweep of the table every half second of capture time (so
-      // closed flows leave within 1.5 s) or every 4M packets, whichever comes first. A sweep
-      // visits every flow, so sweeping more often costs more than it saves.
-      sinceSweep += 1
-      if sinceSweep & 0x3FFFF == 0, let progress {
-        progress(
-          TraceProgress(
-            bytesRead: readers.reduce(0) { $0 + $1.bytesConsumed }, bytesTotal: bytesTotal,
-            packets: totals.packets))
+        // Progress every 256k packets; a sweep of the table every half second of capture time (so
+        // closed flows leave within 1.5 s) or every 4M packets, whichever comes first. A sweep
+        // visits every flow, so sweeping more often costs more than it saves.
+        sinceSweep += 1
+        if sinceSweep & 0x3FFFF == 0, let progress {
+          progress(
+            TraceProgress(
+              bytesRead: readers.reduce(0) { $0 + $1.bytesConsumed }, bytesTotal: bytesTotal,
+              packets: totals.packets))
+        }
+        if lastSweep == Int64.min { lastSweep = now }
+        if now &- lastSweep > 500_000_000 || sinceSweep >= 4_194_304 {
+          table.sweep(now: now, finish: finish)
+          joiner.flush(now: now, emit: observe)
+          lastSweep = now
+          sinceSweep = 0
+        }
+        guard let next = try reader.next() else {
+          heads[pick] = nil
+          break
+        }
+        guard (next.timestamp, pick) < other else {
+          heads[pick] = next
+          break
+        }
+        frame = next
       }
-      if lastSweep == Int64.min { lastSweep = now }
-      if now &- lastSweep > 500_000_000 || sinceSweep >= 4_194_304 {
-        table.sweep(now: now, finish: finish)
-        joiner.flush(now: now, emit: observe)
-        lastSweep = now
-        sinceSweep = 0
-      }
-      heads[pick] = try reader.next()
     }
     table.finishAll(finish: finish)
     joiner.flush(now: nil, emit: observe)

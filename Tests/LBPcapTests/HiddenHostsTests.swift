@@ -39,7 +39,7 @@ import Testing
   /// Runs packets through a flow table and returns the gateway's estimate.
   static func estimate(_ packets: [(DecodedPacket, Int64)]) -> HostEstimate? {
     let table = FlowTable()
-    for (i, (p, t)) in packets.enumerated() { table.add(p, time: t, input: 0, number: i + 1) { _ in } }
+    for (i, (p, t)) in packets.enumerated() { table.add(p, time: t, input: 0, number: i + 1) }
     table.finishAll { table.hosts.finished($0) }
     return table.hosts.estimates().first { $0.address == .v4(IPv4Address(0xC0A8_3215)) }
   }
@@ -203,11 +203,11 @@ import Testing
     ]
     for (i, text) in requests.enumerated() {
       let syn = Self.syn(port: UInt16(30000 + i * 7000), isn: UInt32(i * 100))
-      table.add(syn, time: Int64(i) * 10, input: 0, number: i * 2 + 1) { _ in }
+      table.add(syn, time: Int64(i) * 10, input: 0, number: i * 2 + 1)
       Self.withData(
         text, from: Self.gateway, to: Self.service, sport: syn.sourcePort, dport: 80, seq: syn.seq &+ 1
       ) {
-        table.add($0, time: Int64(i) * 10 + 1, input: 0, number: i * 2 + 2) { _ in }
+        table.add($0, time: Int64(i) * 10 + 1, input: 0, number: i * 2 + 2)
       }
     }
     let e = try #require(table.hosts.estimates().first)
@@ -223,12 +223,12 @@ import Testing
     for n in 0...bytes.count {
       let table = FlowTable()
       let syn = Self.syn(port: 30000)
-      table.add(syn, time: 0, input: 0, number: 1) { _ in }
+      table.add(syn, time: 0, input: 0, number: 1)
       Self.withData(
         String(decoding: bytes[0..<n], as: UTF8.self), from: Self.gateway, to: Self.service, sport: 30000,
         dport: 80,
         seq: syn.seq &+ 1
-      ) { table.add($0, time: 1, input: 0, number: 2) { _ in } }
+      ) { table.add($0, time: 1, input: 0, number: 2) }
       #expect(table.count == 1)
     }
   }
