@@ -151,6 +151,9 @@ public struct ConnectionAnalyzer: Sendable {
   var ipv4Clients = IPv4ClientRun()
   /// The original sources behind translated addresses from the IPv4 fast lane, likewise.
   var ipv4Sources = IPv4SourceRun()
+  /// The IPv4 lane's recent routes and translated address, found without hashing a `RouteKey`.
+  var ipv4Routes = IPv4RouteCache()
+  var lastTranslated: (address: UInt32, index: Int32) = (0, -1)
   /// Client–backend pairs past the two a `ClientRecord` holds.
   var pairIndex = HashIndex<PairRecord>(minimumCapacity: 1 << 10)
   /// The clients of analyzers merged into this one, kept as they were, not looked up: an address
@@ -234,9 +237,17 @@ public struct ConnectionAnalyzer: Sendable {
     connections += 1
     let sourceTranslated = connection.isSourceTranslated
     if sourceTranslated {
-      let (index, inserted) = translatedIndex.insert(
-        AddressKey(address: .v4(IPv4Address(connection.translatedSource))))
-      if inserted { translatedTallies.append(TranslatedTally()) }
+      // Masqueraded connections come mostly from one node address: the last one is remembered.
+      let index: Int32
+      if lastTranslated.index >= 0 && lastTranslated.address == connection.translatedSource {
+        index = lastTranslated.index
+      } else {
+        let inserted: Bool
+        (index, inserted) = translatedIndex.insert(
+          AddressKey(address: .v4(IPv4Address(connection.translatedSource))))
+        if inserted { translatedTallies.append(TranslatedTally()) }
+        lastTranslated = (connection.translatedSource, index)
+      }
       translatedTallies[Int(index)].connections += 1
       ipv4Sources.pending.append(IPv4SourceRun.key(translated: index, source: connection.originalSource))
       if ipv4Sources.pending.count >= IPv4ClientRun.pendingLimit { foldIPv4Sources() }
@@ -245,7 +256,14 @@ public struct ConnectionAnalyzer: Sendable {
       withoutDNAT += 1
       return
     }
-    guard let backend = backendIndex(Self.route(connection)) else { return }
+    let backend: Int32
+    if let known = ipv4Routes.find(connection) {
+      backend = known
+    } else {
+      guard let found = backendIndex(Self.route(connection)) else { return }
+      ipv4Routes.remember(connection, backend: found)
+      backend = found
+    }
     let hasOriginal = connection.flags.contains(.originalCounters)
     let hasReply = connection.flags.contains(.replyCounters)
     tally(
@@ -1188,4 +1206,45 @@ public struct DistributionJudge: Sendable {
 
 extension ConnectionAnalyzer: ObservationSink {
   public func makeEmpty() -> ConnectionAnalyzer { ConnectionAnalyzer(options: options) }
+}
+
+/// The backend (route) numbers of recent IPv4 routes, by the route's addresses, ports and
+/// protocol packed in two words: 1,024 slots, direct-mapped. A table has a few hundred or
+/// thousand routes against a million lines, so nearly every line finds its route here with two
+/// compares, where `routeIndex` builds and hashes a `RouteKey` of address enums. Only routes
+/// `routeIndex` has (not those `--service` leaves out) are remembered.
+struct IPv4RouteCache: Sendable {
+  struct Entry: Sendable {
+    var addresses: UInt64 = 0
+    var rest: UInt64 = 0
+    var backend: Int32 = -1
+  }
+
+  static let slots = 1024
+  var entries = [Entry](repeating: Entry(), count: IPv4RouteCache.slots)
+
+  @inline(__always)
+  static func key(_ c: IPv4Observation) -> (addresses: UInt64, rest: UInt64, slot: Int) {
+    let addresses = UInt64(c.originalDestination) << 32 | UInt64(c.translatedDestination)
+    let rest =
+      UInt64(c.originalDestinationPort) << 32 | UInt64(c.translatedDestinationPort) << 8
+      | UInt64(c.proto.rawValue)
+    let slot = Int(
+      truncatingIfNeeded: ((addresses ^ rest &* 0x9E37_79B9_7F4A_7C15) &* 0xBF58_476D_1CE4_E5B9) >> 54)
+    return (addresses, rest, slot)
+  }
+
+  @inline(__always)
+  func find(_ c: IPv4Observation) -> Int32? {
+    let (addresses, rest, slot) = Self.key(c)
+    let entry = entries[slot]
+    guard entry.backend >= 0, entry.addresses == addresses, entry.rest == rest else { return nil }
+    return entry.backend
+  }
+
+  @inline(__always)
+  mutating func remember(_ c: IPv4Observation, backend: Int32) {
+    let (addresses, rest, slot) = Self.key(c)
+    entries[slot] = Entry(addresses: addresses, rest: rest, backend: backend)
+  }
 }
