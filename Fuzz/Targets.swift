@@ -51,18 +51,24 @@ func forEachLine(_ bytes: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointe
 /// `conntrack -L`/`-E` and /proc/net/nf_conntrack lines, one parser call per line, each result
 /// turned into an observation as the reader does.
 /// Also differential: whatever the fast path (`CommonLineParser`) accepts, the general parser
-/// must decode to a clean entry with the same observation; a disagreement stops the run as a
-/// crash.
+/// must decode to a clean entry with the same observation, and the fast path must decode the
+/// same with and without an `AddressMemo` (one per input, as one per reading thread); a
+/// disagreement stops the run as a crash.
 func conntrackLines(_ bytes: UnsafeRawBufferPointer) {
+  let memo = AddressMemo()
   forEachLine(bytes) { line, number in
     let general = ConntrackLineParser.parse(line, number: number)
     if case .entry(let entry) = general {
       consume(entry.observation(input: 0))
     }
+    let remembered = CommonLineParser.parse(line, number: number, memo: memo)
     if let fast = CommonLineParser.parse(line, number: number) {
       guard case .entry(let entry) = general, entry.observation(input: 0) == fast.observation(input: 0) else {
         fatalError("CommonLineParser and ConntrackLineParser disagree on line \(number)")
       }
+    }
+    guard remembered == CommonLineParser.parse(line, number: number) else {
+      fatalError("CommonLineParser decodes line \(number) differently with its AddressMemo")
     }
   }
 }
@@ -156,7 +162,8 @@ func packet(_ bytes: UnsafeRawBufferPointer) {
     if decoder.packet.icmpError {
       table.noteICMPError(decoder.packet)
     } else {
-      table.add(decoder.packet, time: 1, input: 0, number: 1) { _ in flows += 1 }
+      table.add(decoder.packet, time: 1, input: 0, number: 1)
+      table.takeFinished { _ in flows += 1 }
     }
   case .notIP, .fragment, .issue:
     break

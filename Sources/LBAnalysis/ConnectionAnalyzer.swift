@@ -699,30 +699,12 @@ public struct ConnectionAnalyzer: Sendable {
     if joining {
       for address in group.addresses { _ = local.insert(AddressKey(address: address)) }
     }
-    // The runs merged by client: each step takes the lowest client at the lists' heads, with
-    // its entries from every list (backends mapped to positions).
-    var heads = [Int](repeating: 0, count: runs.count)
+    // The runs' clients in address order, each with its entries from every list.
+    var walk = ClientWalk(runs)
     var entries: [(index: Int32, count: Int32)] = []
     while true {
-      // (Past the last client: UInt64, above any address.)
-      var lowest = UInt64.max
-      for r in runs.indices where heads[r] < runs[r].entries.count {
-        lowest = min(lowest, UInt64(runs[r].entries[heads[r]].client))
-      }
-      guard lowest != UInt64.max else { break }
-      let client = UInt32(lowest)
       entries.removeAll(keepingCapacity: true)
-      var total: Int32 = 0
-      for r in runs.indices {
-        var h = heads[r]
-        while h < runs[r].entries.count && runs[r].entries[h].client == client {
-          let entry = runs[r].entries[h]
-          entries.append((runs[r].positionOf[Int(entry.backend)], entry.count))
-          total += entry.count
-          h += 1
-        }
-        heads[r] = h
-      }
+      guard let (client, total) = walk.next(appendingTo: &entries) else { break }
       let address = IPAddress.v4(IPv4Address(client))
       var i = Int32(group.addresses.count)
       if joining, case .found(let index) = local.probe(AddressKey(address: address)) {
@@ -829,28 +811,11 @@ public struct ConnectionAnalyzer: Sendable {
     group.connections.reserveCapacity(runEntries)
     group.start.reserveCapacity(runEntries + 1)
     group.counts.reserveCapacity(runEntries)
-    var heads = [Int](repeating: 0, count: runs.count)
+    var walk = ClientWalk(runs)
     while true {
-      // The lowest client at the lists' heads (past the last: UInt64, above any address).
-      var lowest = UInt64.max
-      for r in runs.indices where heads[r] < runs[r].entries.count {
-        lowest = min(lowest, UInt64(runs[r].entries[heads[r]].client))
-      }
-      guard lowest != UInt64.max else { break }
-      let client = UInt32(lowest)
-      // The client's entries from every list, by position, appended to the group's.
+      // The client's entries from every list appended to the group's.
       let first = group.counts.count
-      var total: Int32 = 0
-      for r in runs.indices {
-        var h = heads[r]
-        while h < runs[r].entries.count && runs[r].entries[h].client == client {
-          let entry = runs[r].entries[h]
-          group.counts.append((runs[r].positionOf[Int(entry.backend)], entry.count))
-          total += entry.count
-          h += 1
-        }
-        heads[r] = h
-      }
+      guard let (client, total) = walk.next(appendingTo: &group.counts) else { break }
       guard group.addresses.count < options.maxClientsPerService else {
         group.counts.removeSubrange(first...)
         group.dropped += Int(total)

@@ -85,9 +85,7 @@ extension ConnectionAnalyzer {
   /// connection is either a kept client's or dropped, and a kept client's counts are complete.
   mutating func foldIPv4Clients() {
     guard !ipv4Clients.pending.isEmpty else { return }
-    var pending = ipv4Clients.pending
-    ipv4Clients.pending = []
-    RadixSort.sort(&pending)
+    let pending = RadixSort.sorted(taking: &ipv4Clients.pending)
     // The sorted connections, each pair once with its count, into their services' lists (each
     // ascending, as the whole is).
     var fresh = [[IPv4ClientRun.Entry]](repeating: [], count: serviceTallies.count)
@@ -119,6 +117,45 @@ extension ConnectionAnalyzer {
   /// A service's folded lists from several analyzers, each with the positions of its backend
   /// numbers in the service's list of backends.
   typealias RunLists = [(entries: [IPv4ClientRun.Entry], positionOf: [Int32])]
+
+  /// A service's lists (`RunLists`, each ascending by client) merged by client: each `next`
+  /// takes the lowest client at the lists' heads with its entries from every list.
+  struct ClientWalk {
+    let runs: RunLists
+    var heads: [Int]
+
+    init(_ runs: RunLists) {
+      self.runs = runs
+      heads = [Int](repeating: 0, count: runs.count)
+    }
+
+    /// The next client and its connections, its (backend position, connections) appended to
+    /// `entries`, in list order; `nil` after the last.
+    @inline(__always)
+    mutating func next(appendingTo entries: inout [(index: Int32, count: Int32)]) -> (
+      client: UInt32, total: Int32
+    )? {
+      // The lowest client at the heads (past the last: UInt64, above any address).
+      var lowest = UInt64.max
+      for r in runs.indices where heads[r] < runs[r].entries.count {
+        lowest = min(lowest, UInt64(runs[r].entries[heads[r]].client))
+      }
+      guard lowest != UInt64.max else { return nil }
+      let client = UInt32(lowest)
+      var total: Int32 = 0
+      for r in runs.indices {
+        var h = heads[r]
+        while h < runs[r].entries.count && runs[r].entries[h].client == client {
+          let entry = runs[r].entries[h]
+          entries.append((runs[r].positionOf[Int(entry.backend)], entry.count))
+          total += entry.count
+          h += 1
+        }
+        heads[r] = h
+      }
+      return (client, total)
+    }
+  }
 }
 
 /// The original sources behind translated (SNAT) addresses from readers' IPv4 fast lane, kept
@@ -148,9 +185,7 @@ extension ConnectionAnalyzer {
   /// is then a lower bound, `full`).
   mutating func foldIPv4Sources() {
     guard !ipv4Sources.pending.isEmpty else { return }
-    var pending = ipv4Sources.pending
-    ipv4Sources.pending = []
-    RadixSort.sort(&pending)
+    let pending = RadixSort.sorted(taking: &ipv4Sources.pending)
     let old = ipv4Sources.keys
     var keys: [UInt64] = []
     keys.reserveCapacity(old.count + pending.count / 4)
@@ -181,6 +216,14 @@ extension ConnectionAnalyzer {
 
 /// Least-significant-digit radix sort of 64-bit keys by bytes.
 enum RadixSort {
+  /// `keys` sorted, leaving `keys` empty (its storage is handed over, not copied).
+  static func sorted(taking keys: inout [UInt64]) -> [UInt64] {
+    var taken: [UInt64] = []
+    swap(&taken, &keys)
+    sort(&taken)
+    return taken
+  }
+
   /// Sorts `keys` ascending. One pass counts every byte position; a position where all keys
   /// have the same byte (the unused high bits of a backend number, a client prefix shared by
   /// every address) is skipped, so keys with few distinct bits take few passes.
