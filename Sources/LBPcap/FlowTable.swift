@@ -422,6 +422,7 @@ public final class FlowTable {
 
   /// Finishes flows that closed and went quiet, or went quiet for long, as of capture time `now`.
   public func sweep(now: Int64, finish: (FlowRecord) -> Void) {
+    takeFinished(finish)  // those `add` finished first, so none is left behind
     var i = 0
     while i < count {
       let r = records[i]
@@ -437,6 +438,7 @@ public final class FlowTable {
 
   /// Finishes every flow (end of input), oldest first.
   public func finishAll(finish: (FlowRecord) -> Void) {
+    takeFinished(finish)  // those `add` finished first, so none is left behind
     // Sorts positions, not records: a sorted copy of a full table (about 360 bytes a flow,
     // plus the sort's scratch) would add half again to the peak memory of a flow flood.
     // Ties keep table order, as the stable sort of records did.

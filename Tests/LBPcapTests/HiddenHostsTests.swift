@@ -14,19 +14,10 @@ import Testing
     port: UInt16, ttl: UInt8 = 63, ipID: UInt32 = 0, timestamps: Bool = true, mss: UInt16 = 1460,
     isn: UInt32 = 1000
   ) -> DecodedPacket {
-    var p = DecodedPacket()
-    p.source = gateway
-    p.destination = service
-    p.proto = 6
-    p.hasTransport = true
+    var p = DecodedPacket.tcpSegment(from: gateway, port, to: service, 80, seq: isn)
     p.ttl = ttl
     p.ipID = ipID
     p.dontFragment = true
-    p.ipLength = 60
-    p.sourcePort = port
-    p.destinationPort = 80
-    p.tcpFlags = TCPFlags.syn
-    p.seq = isn
     p.window = 64240
     p.mss = mss
     p.windowScale = 7
@@ -176,17 +167,9 @@ import Testing
   ) {
     var bytes = Array(text.utf8)
     bytes.withUnsafeMutableBytes { raw in
-      var p = DecodedPacket()
-      p.source = from
-      p.destination = to
-      p.proto = 6
-      p.hasTransport = true
-      p.ttl = 63
-      p.ipLength = 40 + raw.count
-      p.sourcePort = sport
-      p.destinationPort = dport
-      p.tcpFlags = TCPFlags.ack | TCPFlags.psh
-      p.seq = seq
+      var p = DecodedPacket.tcpSegment(
+        from: from, sport, to: to, dport, flags: TCPFlags.ack | TCPFlags.psh, seq: seq, ttl: 63,
+        ipLength: 40 + raw.count)
       p.payload = ByteView(UnsafeRawBufferPointer(raw))
       p.payloadLength = raw.count
       body(p)

@@ -13,18 +13,7 @@ import Testing
     from source: AddressBits, _ sourcePort: UInt16, to destination: AddressBits, _ destinationPort: UInt16,
     isn: UInt32
   ) -> DecodedPacket {
-    var p = DecodedPacket()
-    p.source = source
-    p.destination = destination
-    p.proto = 6
-    p.hasTransport = true
-    p.ttl = 64
-    p.ipLength = 60
-    p.sourcePort = sourcePort
-    p.destinationPort = destinationPort
-    p.tcpFlags = TCPFlags.syn
-    p.seq = isn
-    return p
+    DecodedPacket.tcpSegment(from: source, sourcePort, to: destination, destinationPort, seq: isn)
   }
 
   static func pod(_ i: Int) -> AddressBits { AddressBits(high: 0, low: 0x0AF4_0102 + UInt64(i % 8)) }
@@ -37,6 +26,15 @@ import Testing
     var flows: [FlowRecord] = []
     table.finishAll { flows.append($0) }
     return flows
+  }
+
+  /// A new connection on a finished one's ports finishes the old flow inside `add`; a caller
+  /// that only calls `finishAll` still gets both, the old one first.
+  @Test func flowsFinishedByAddAreNotLost() {
+    let first = Self.syn(from: Self.client(0), 40000, to: Self.service, 80, isn: 1)
+    let second = Self.syn(from: Self.client(0), 40000, to: Self.service, 80, isn: 99)
+    let flows = Self.flows([(first, 0), (second, 2_000_000_000)])
+    #expect(flows.map(\.isn) == [1, 99])
   }
 
   /// 5,000 connections seen before DNAT (to the Service) and after it (to a Pod), all waiting at
