@@ -33,11 +33,20 @@ public enum CommonLineParser {
     entry.line = number
     entry.flags = .replied
 
-    // Header: [ipv4 2] proto number timeout [STATE].
-    if c.literal("ipv4") {
+    // Header: [ipv4 2] proto number timeout [STATE]. `conntrack -L` pads "tcp" to the width of
+    // its longest name: "tcp      6 " is taken in one compare (what the chain below reads too).
+    let paddedTCP =
+      c.count >= 16 && UnsafeRawPointer(c.bytes).loadUnaligned(as: UInt64.self) == Cursor.tcpHead
+      && c.bytes[8] == 0x20 && c.bytes[9] == 0x36  // " 6"
+    if paddedTCP {
+      entry.proto = .tcp
+      c.i = 10
+    } else if c.literal("ipv4") {
       guard c.spaces(), c.literal("2"), c.spaces() else { return false }
     }
-    if c.literal("tcp") {
+    if paddedTCP {
+      // Taken above.
+    } else if c.literal("tcp") {
       entry.proto = .tcp
       guard c.spaces(), c.literal("6") else { return false }
     } else if c.literal("udp") {
@@ -379,6 +388,9 @@ public enum CommonLineParser {
       }
       return ConntrackLineParser.connectionState(word())
     }
+
+    /// "tcp" and five spaces as a little-endian word.
+    static let tcpHead: UInt64 = 0x2020_2020_2070_6374
 
     /// "ESTABLIS" and "TIME_WAI" as little-endian words.
     static let establishedHead: UInt64 = 0x5349_4C42_4154_5345
