@@ -250,7 +250,7 @@ public struct ConnectionAnalyzer: Sendable {
       }
       translatedTallies[Int(index)].connections += 1
       ipv4Sources.pending.append(IPv4SourceRun.key(translated: index, source: connection.originalSource))
-      if ipv4Sources.pending.count >= IPv4ClientRun.pendingLimit { foldIPv4Sources() }
+      if ipv4Sources.pending.count >= IPv4SourceRun.pendingLimit { foldIPv4Sources() }
     }
     guard connection.isDestinationTranslated else {
       withoutDNAT += 1

@@ -19,8 +19,9 @@ extension IndexKey {
 /// Interns records by key as dense indices (0, 1, 2, … in insertion order) in an open-addressing
 /// table.
 ///
-/// The analyzer looks up three keys per connection (route, client, client–backend pair), a
-/// million times for a large table; `Dictionary` hashes each key with SipHash through the
+/// The analyzer looks up three keys per observation (route, client, client–backend pair), a
+/// million times for a large capture (the readers' IPv4 fast lane counts clients by sorting
+/// instead, `IPv4ClientRun`); `Dictionary` hashes each key with SipHash through the
 /// `Hasher` protocol, which costs more than the parsing around it. Here a key is reduced to 64
 /// bits once (`IndexKey.bits`), mixed with a per-process random seed (so addresses chosen by a
 /// sender cannot be aimed at one bucket ahead of time), and probed linearly in a table kept at

@@ -167,6 +167,9 @@ struct IPv4SourceRun: Sendable {
   /// Folded: each (translated address, source) once, ascending.
   var keys: [UInt64] = []
 
+  /// A fold starts when this many connections are pending, as for clients.
+  static var pendingLimit: Int { IPv4ClientRun.pendingLimit }
+
   @inline(__always)
   static func key(translated: Int32, source: UInt32) -> UInt64 {
     UInt64(UInt32(bitPattern: translated)) << 32 | UInt64(source)

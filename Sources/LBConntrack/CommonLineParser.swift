@@ -35,25 +35,24 @@ public enum CommonLineParser {
 
     // Header: [ipv4 2] proto number timeout [STATE]. `conntrack -L` pads "tcp" to the width of
     // its longest name: "tcp      6 " is taken in one compare (what the chain below reads too).
-    let paddedTCP =
-      c.count >= 16 && UnsafeRawPointer(c.bytes).loadUnaligned(as: UInt64.self) == Cursor.tcpHead
+    if c.count >= 16 && UnsafeRawPointer(c.bytes).loadUnaligned(as: UInt64.self) == Cursor.tcpHead
       && c.bytes[8] == 0x20 && c.bytes[9] == 0x36  // " 6"
-    if paddedTCP {
+    {
       entry.proto = .tcp
       c.i = 10
-    } else if c.literal("ipv4") {
-      guard c.spaces(), c.literal("2"), c.spaces() else { return false }
-    }
-    if paddedTCP {
-      // Taken above.
-    } else if c.literal("tcp") {
-      entry.proto = .tcp
-      guard c.spaces(), c.literal("6") else { return false }
-    } else if c.literal("udp") {
-      entry.proto = .udp
-      guard c.spaces(), c.literal("17") else { return false }
     } else {
-      return false
+      if c.literal("ipv4") {
+        guard c.spaces(), c.literal("2"), c.spaces() else { return false }
+      }
+      if c.literal("tcp") {
+        entry.proto = .tcp
+        guard c.spaces(), c.literal("6") else { return false }
+      } else if c.literal("udp") {
+        entry.proto = .udp
+        guard c.spaces(), c.literal("17") else { return false }
+      } else {
+        return false
+      }
     }
     guard c.spaces(), c.number() != nil, c.spaces() else { return false }
     if let first = c.peek, first &- 0x41 < 26 {  // "A"..."Z": a state name

@@ -107,7 +107,7 @@ import Testing
   /// The reply's destination, compared with the original source's text instead of parsed
   /// again: for every address length, the same text, text that differs in its first or last
   /// byte, an address that extends the original one, and a tab after it.
-  @Test func repeatedSourcesAreReadAsTheirText() throws {
+  @Test func repeatedSourcesAreReadAsTheirText() {
     let addresses = [
       "1.2.3.4", "10.2.3.4", "10.24.3.4", "10.244.3.4", "10.244.30.4", "10.244.30.41",
       "10.244.130.41", "100.244.130.41", "255.255.255.255",
@@ -127,12 +127,6 @@ import Testing
         }
       }
     }
-    // A line on which the comparison happens at all, and on which it finds the copy.
-    let same = try #require(
-      fast(
-        "tcp      6 1 ESTABLISHED src=10.244.30.41 dst=10.96.0.1 sport=1 dport=2 src=10.244.1.7 dst=10.244.30.41 sport=2 dport=1 mark=0 use=1"
-      ))
-    #expect(same.translatedSource == same.originalSource)
   }
 
   /// Through an `AddressMemo` (frontends and backends looked up by their text), lines decode
